@@ -1,0 +1,16 @@
+#pragma once
+// The LSE merge, CPU twin of src/cuda/state.cuh.
+//
+// A partial attention state of one query row over a set of keys is (o, lse): o the normalised
+// output, lse = log(sum_j exp(s_j)) with s_j the *scaled* scores, natural log (FlashAttention's
+// convention; FlashInfer's log2-based lse is this times 1/ln 2). An empty set of keys is the
+// state (o = 0, lse = -inf); merging with it is the identity, merging two empties gives an empty.
+
+namespace losa {
+
+/// o = (e^lse_a o_a + e^lse_b o_b) / (e^lse_a + e^lse_b), lse = log(e^lse_a + e^lse_b),
+/// computed in double. o may alias o_a or o_b. o_*: [head_dim].
+void merge_state(const float* o_a, float lse_a, const float* o_b, float lse_b, int head_dim,
+                 float* o, float* lse);
+
+}  // namespace losa

@@ -1,0 +1,13 @@
+#pragma once
+// Which CUDA device is present. Safe to call on a machine without a GPU or driver.
+#include <string>
+
+namespace losa::cuda {
+
+/// Number of usable CUDA devices (0 without a GPU or driver).
+int device_count();
+
+/// "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 50 MiB L2" for device `device`; empty if none.
+std::string describe_device(int device = 0);
+
+}  // namespace losa::cuda

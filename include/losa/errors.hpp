@@ -1,0 +1,45 @@
+#pragma once
+// Errors raised by every public entry point. A bad argument is always reported by name,
+// never by a crash or by silently wrong numbers.
+#include <sstream>
+#include <stdexcept>
+#include <string>
+
+namespace losa {
+
+/// Thrown when a public entry point gets an argument it cannot honour.
+/// what() reads: "losa: <function>: argument '<name>' <reason>".
+class ArgumentError : public std::invalid_argument {
+ public:
+  ArgumentError(const std::string& function, const std::string& argument, const std::string& reason)
+      : std::invalid_argument("losa: " + function + ": argument '" + argument + "' " + reason),
+        argument_(argument) {}
+  const std::string& argument() const { return argument_; }
+
+ private:
+  std::string argument_;
+};
+
+/// Thrown when a backend fails at run time (a CUDA call returned an error, say).
+class BackendError : public std::runtime_error {
+ public:
+  explicit BackendError(const std::string& what) : std::runtime_error("losa: " + what) {}
+};
+
+namespace detail {
+template <typename... Parts>
+std::string concat(const Parts&... parts) {
+  std::ostringstream out;
+  (out << ... << parts);
+  return out.str();
+}
+}  // namespace detail
+
+}  // namespace losa
+
+/// Validates a public argument: LOSA_CHECK_ARG(budget > 0, "budget", "must be > 0, got ", budget).
+#define LOSA_CHECK_ARG(cond, argument, ...)                                              \
+  do {                                                                                   \
+    if (!(cond))                                                                         \
+      throw ::losa::ArgumentError(__func__, argument, ::losa::detail::concat(__VA_ARGS__)); \
+  } while (0)

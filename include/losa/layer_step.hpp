@@ -1,0 +1,63 @@
+#pragma once
+// One attention layer-step of block diffusion decoding, in any mode (DESIGN.md sections 1-2).
+//
+//   o = merge(prefix part, block part)
+// where the prefix part comes from the mode (dense, quest, losa with its cache, sparsed with its
+// head-specific pages) and the block part is dense over the block's own keys.
+#include <cstdint>
+#include <vector>
+
+#include "losa/modes.hpp"
+#include "losa/ops.hpp"
+#include "losa/paged_kv.hpp"
+#include "losa/shapes.hpp"
+
+namespace losa {
+
+/// What one layer-step did: the attention density of the paper and the bytes behind it.
+struct StepStats {
+  Mode mode = Mode::dense;
+  int step = 0;
+  bool full_step = false;  ///< the prefix part was computed for every block token
+  int active_tokens = 0;   ///< block tokens whose prefix part was (re)computed
+  int num_pages = 0;       ///< pages of the prefix
+  std::vector<int64_t> pages_loaded;  ///< [num_kv_heads] KV pages read per KV head
+  int64_t kv_bytes = 0;               ///< bytes of K and V pages read
+  int64_t bounds_bytes = 0;           ///< bytes of page key bounds read for QUEST scoring
+
+  /// Pages loaded over pages existing, averaged over KV heads (0 for an empty prefix).
+  double density() const;
+};
+
+/// The per-layer state a block carries across its denoising steps.
+class LayerBlockState {
+ public:
+  /// The next layer_step is step 0 of a new block.
+  void begin_block() { step_ = 0; }
+  int step() const { return step_; }
+
+  // Cached per (token, q head) prefix state: o [B, Hq, D], lse [B, Hq]; LoSA's references
+  // q_ref [B, Hq, D] and (with change_includes_kv) k_ref, v_ref [B, Hk, D].
+  const std::vector<float>& prefix_o() const { return prefix_o_; }
+  const std::vector<float>& prefix_lse() const { return prefix_lse_; }
+  const std::vector<float>& q_ref() const { return q_ref_; }
+  /// SparseD's selection, valid after its switch step.
+  const PageSelection& sparsed_selection() const { return sparsed_selection_; }
+
+ private:
+  friend StepStats layer_step(const PagedKVCache&, int, const BlockShape&, const ModeConfig&,
+                              const float*, const float*, const float*, LayerBlockState&, float*);
+  int step_ = 0;
+  int num_pages_ = -1;
+  std::vector<float> prefix_o_, prefix_lse_, q_ref_, k_ref_, v_ref_;
+  PageSelection sparsed_selection_;
+};
+
+/// Runs one layer-step on the CPU reference backend.
+/// q: [B, Hq, D]; k_blk, v_blk: [B, Hk, D]; o: [B, Hq, D] (written). The prefix of `seq` must not
+/// change between begin_block() and the block's last step.
+StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape,
+                     const ModeConfig& config, const float* q, const float* k_blk,
+                     const float* v_blk, LayerBlockState& state, float* o);
+
+}  // namespace losa

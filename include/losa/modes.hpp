@@ -1,0 +1,48 @@
+#pragma once
+// Attention modes and their run-time configuration (DESIGN.md section 2).
+#include <string>
+
+namespace losa {
+
+enum class Mode { dense, quest, losa, sparsed };
+/// attend=own: each row attends only to the pages it selected; attend=union: to every page its
+/// KV head loaded.
+enum class Attend { own, union_ };
+/// LoSA's active-set rule: the top k_active changed tokens, or the fewest largest changes whose
+/// share of the total change reaches tau.
+enum class ActiveRule { top_k, tau };
+
+const char* mode_name(Mode m);
+Mode parse_mode(const std::string& name);  ///< "dense", "quest", "losa", "sparsed"
+
+struct ModeConfig {
+  Mode mode = Mode::dense;
+  float softmax_scale = 0.0f;  ///< 0 means 1/sqrt(head_dim)
+
+  // quest (and the sparse steps of losa)
+  int budget_tokens = 256;  ///< per row: budget_tokens / page_size pages plus the last page
+  Attend attend = Attend::own;
+
+  // losa
+  ActiveRule active_rule = ActiveRule::tau;
+  int k_active = 4;
+  double tau = 0.5;
+  bool losa_step0_quest = false;  ///< step 0 by quest instead of dense
+  /// Adds the normalised change of the token's block keys and values to its query change
+  /// (the paper's combined QKV score).
+  bool change_includes_kv = false;
+
+  // sparsed
+  int steps_per_block = 16;  ///< T, the decoder's step budget per block
+  double sparsed_skip = 0.2;
+  double sparsed_select = 0.3;
+};
+
+/// Throws ArgumentError naming the first bad field for a block of `block_size` tokens and pages
+/// of `page_size` tokens.
+void validate(const ModeConfig& config, int block_size, int page_size);
+
+/// Number of full (dense) steps SparseD takes before switching: max(1, ceil(skip * T)).
+int sparsed_full_steps(const ModeConfig& config);
+
+}  // namespace losa

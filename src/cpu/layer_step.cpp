@@ -1,0 +1,154 @@
+// The layer-step of every mode on the CPU reference backend.
+#include "losa/layer_step.hpp"
+
+#include <algorithm>
+#include <numeric>
+
+#include "losa/attention_state.hpp"
+#include "losa/errors.hpp"
+
+namespace losa {
+
+double StepStats::density() const {
+  if (num_pages == 0 || pages_loaded.empty()) return 0.0;
+  const int64_t loaded = std::accumulate(pages_loaded.begin(), pages_loaded.end(), int64_t{0});
+  return static_cast<double>(loaded) / (static_cast<double>(num_pages) * pages_loaded.size());
+}
+
+namespace {
+
+std::vector<int> all_tokens(int block_size) {
+  std::vector<int> t(block_size);
+  std::iota(t.begin(), t.end(), 0);
+  return t;
+}
+
+void copy_token_rows(const float* src, const std::vector<int>& tokens, int row_elems,
+                     std::vector<float>& dst) {
+  for (int t : tokens)
+    std::copy(src + static_cast<size_t>(t) * row_elems, src + static_cast<size_t>(t + 1) * row_elems,
+              dst.begin() + static_cast<size_t>(t) * row_elems);
+}
+
+}  // namespace
+
+StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape,
+                     const ModeConfig& config, const float* q, const float* k_blk,
+                     const float* v_blk, LayerBlockState& state, float* o) {
+  validate(shape);
+  const PagedKVConfig& kv = cache.config();
+  validate(config, shape.block_size, kv.page_size);
+  LOSA_CHECK_ARG(shape.num_kv_heads == kv.num_kv_heads, "shape.num_kv_heads", "is ",
+                 shape.num_kv_heads, " but the cache has ", kv.num_kv_heads);
+  LOSA_CHECK_ARG(shape.head_dim == kv.head_dim, "shape.head_dim", "is ", shape.head_dim,
+                 " but the cache has ", kv.head_dim);
+  LOSA_CHECK_ARG(q && k_blk && v_blk && o, "q/k_blk/v_blk/o", "must not be null");
+  const int n = cache.num_pages(seq);  // validates seq
+  const int B = shape.block_size, Hq = shape.num_q_heads, Hk = shape.num_kv_heads;
+  const int D = shape.head_dim;
+  const float scale = config.softmax_scale > 0.0f ? config.softmax_scale : shape.default_scale();
+  const size_t q_elems = static_cast<size_t>(shape.num_rows()) * D;
+  const size_t kv_elems = static_cast<size_t>(B) * Hk * D;
+
+  if (state.step_ == 0) {
+    state.num_pages_ = n;
+    state.prefix_o_.assign(q_elems, 0.0f);
+    state.prefix_lse_.assign(shape.num_rows(), 0.0f);
+    state.q_ref_.assign(q_elems, 0.0f);
+    state.k_ref_.assign(kv_elems, 0.0f);
+    state.v_ref_.assign(kv_elems, 0.0f);
+    state.sparsed_selection_ = PageSelection{};
+  } else {
+    LOSA_CHECK_ARG(state.num_pages_ == n, "seq",
+                   "prefix changed within a block (", state.num_pages_, " -> ", n,
+                   " pages); call state.begin_block() after appending");
+    LOSA_CHECK_ARG(state.prefix_o_.size() == q_elems && state.k_ref_.size() == kv_elems, "shape",
+                   "changed within a block; call state.begin_block()");
+  }
+
+  StepStats stats;
+  stats.mode = config.mode;
+  stats.step = state.step_;
+  stats.num_pages = n;
+  stats.pages_loaded.assign(Hk, 0);
+
+  // Which tokens get a fresh prefix part this step, and over which pages.
+  std::vector<int> tokens;
+  PageSelection selection;
+  bool scored = false;  // QUEST bounds were read
+  const bool first = state.step_ == 0;
+  switch (config.mode) {
+    case Mode::dense:
+      tokens = all_tokens(B);
+      selection = select_all_pages(n, Hk);
+      break;
+    case Mode::quest:
+      tokens = all_tokens(B);
+      selection = quest_select(cache, seq, shape, q, tokens, config.budget_tokens, config.attend);
+      scored = true;
+      break;
+    case Mode::losa:
+      if (first) {
+        tokens = all_tokens(B);
+        if (config.losa_step0_quest) {
+          selection = quest_select(cache, seq, shape, q, tokens, config.budget_tokens, config.attend);
+          scored = true;
+        } else {
+          selection = select_all_pages(n, Hk);
+        }
+      } else {
+        const std::vector<double> delta =
+            config.change_includes_kv
+                ? change_scores(shape, q, state.q_ref_.data(), k_blk, state.k_ref_.data(), v_blk,
+                                state.v_ref_.data())
+                : change_scores(shape, q, state.q_ref_.data());
+        tokens = select_active_tokens(delta, config.active_rule, config.k_active, config.tau);
+        if (!tokens.empty()) {
+          selection =
+              quest_select(cache, seq, shape, q, tokens, config.budget_tokens, config.attend);
+          scored = true;
+        } else {
+          selection.num_pages = n;
+          selection.kv_head_pages.assign(Hk, {});
+        }
+      }
+      copy_token_rows(q, tokens, Hq * D, state.q_ref_);
+      copy_token_rows(k_blk, tokens, Hk * D, state.k_ref_);
+      copy_token_rows(v_blk, tokens, Hk * D, state.v_ref_);
+      break;
+    case Mode::sparsed:
+      tokens = all_tokens(B);
+      if (state.step_ < sparsed_full_steps(config))
+        selection = select_all_pages(n, Hk);
+      else
+        selection = state.sparsed_selection_;
+      break;
+  }
+
+  prefix_attention(cache, seq, shape, q, tokens, selection, scale, state.prefix_o_.data(),
+                   state.prefix_lse_.data());
+  for (int h = 0; h < Hk; ++h) stats.pages_loaded[h] = static_cast<int64_t>(selection.kv_head_pages[h].size());
+  stats.active_tokens = static_cast<int>(tokens.size());
+  stats.full_step = stats.active_tokens == B;
+  stats.kv_bytes = selection.pages_loaded() * static_cast<int64_t>(cache.page_kv_bytes());
+  stats.bounds_bytes =
+      scored ? static_cast<int64_t>(n) * Hk * static_cast<int64_t>(cache.page_bounds_bytes()) : 0;
+
+  // Block part, then the merge. The merge reads the cached prefix state, so a step that reuses
+  // it gives exactly what the step that computed it gave.
+  std::vector<float> block_o(q_elems), block_lse(shape.num_rows()), lse(shape.num_rows());
+  block_attention(shape, q, k_blk, v_blk, scale, block_o.data(), block_lse.data());
+  for (int r = 0; r < shape.num_rows(); ++r)
+    merge_state(&state.prefix_o_[static_cast<size_t>(r) * D], state.prefix_lse_[r],
+                &block_o[static_cast<size_t>(r) * D], block_lse[r], D, o + static_cast<size_t>(r) * D,
+                &lse[r]);
+
+  if (config.mode == Mode::sparsed && state.step_ == sparsed_full_steps(config) - 1) {
+    const std::vector<double> mass = sparsed_page_mass(cache, seq, shape, q, lse.data(), scale);
+    state.sparsed_selection_ = sparsed_select(mass, shape, n, config.sparsed_select, config.attend);
+  }
+  ++state.step_;
+  return stats;
+}
+
+}  // namespace losa

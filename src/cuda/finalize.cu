@@ -1,0 +1,135 @@
+// The end of a layer-step, one warp per (token, head) row:
+//   prefix part: merge of the splits' partial states for tokens computed this step (written to
+//                the cache with the reference query, keys and values), else the cached state;
+//   block part:  dense attention over the block's own B keys (online softmax);
+//   output:      the LSE merge of the two.
+#include "common.cuh"
+#include "dispatch.cuh"
+#include "launchers.hpp"
+
+namespace losa::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+
+template <typename T, int N>
+__device__ __forceinline__ void load_row(const T* src, float (&x)[N]) {
+#pragma unroll
+  for (int i = 0; i < N; i += 2) {
+    const float2 v = Elem<T>::unpack(*reinterpret_cast<const uint32_t*>(src + i));
+    x[i] = v.x;
+    x[i + 1] = v.y;
+  }
+}
+
+template <typename T, int N>
+__device__ __forceinline__ void copy_row(const T* src, T* dst) {
+#pragma unroll
+  for (int i = 0; i < N; i += 2)
+    *reinterpret_cast<uint32_t*>(dst + i) = *reinterpret_cast<const uint32_t*>(src + i);
+}
+
+template <typename T, int D>
+__global__ void __launch_bounds__(kWarps * 32) finalize_kernel(const __grid_constant__ FinalizeParams p) {
+  constexpr int kPer = D / 32;  // elements per lane, contiguous
+  const int row = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int Hq = p.num_q_heads, Hk = p.num_kv_heads, group = Hq / Hk;
+  if (row >= p.block_size * Hq) return;
+  const int token = row / Hq, head = row % Hq, kvh = head / group, g = head % group;
+  const int d0 = lane * kPer;
+  const size_t q_off = static_cast<size_t>(row) * D + d0;
+  const size_t kv_off = (static_cast<size_t>(token) * Hk + kvh) * D + d0;
+
+  float q[kPer];
+  load_row<T, kPer>(static_cast<const T*>(p.q) + q_off, q);
+
+  // Prefix part.
+  float op[kPer], lse_p;
+  const int slot = p.active.token_slot[token];
+  if (slot >= 0) {
+    lse_p = -INFINITY;
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) op[i] = 0.0f;
+    if (p.has_prefix) {
+      const int r = slot * group + g;
+      const size_t stride = static_cast<size_t>(p.max_rows);
+      const size_t first = static_cast<size_t>(kvh) * p.num_splits * stride + r;
+      float m = -INFINITY;
+      for (int s = 0; s < p.num_splits; ++s) m = fmaxf(m, p.partial_lse[first + s * stride]);
+      if (m != -INFINITY) {
+        float sum = 0.0f;
+        for (int s = 0; s < p.num_splits; ++s) {
+          const float w = expf(p.partial_lse[first + s * stride] - m);  // 0 for an empty split
+          if (w == 0.0f) continue;
+          sum += w;
+          const float* po = p.partial_o + (first + s * stride) * D + d0;
+#pragma unroll
+          for (int i = 0; i < kPer; ++i) op[i] += w * po[i];
+        }
+#pragma unroll
+        for (int i = 0; i < kPer; ++i) op[i] /= sum;
+        lse_p = m + logf(sum);
+      }
+    }
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) p.prefix_o[q_off + i] = op[i];
+    if (lane == 0) p.prefix_lse[row] = lse_p;
+    if (p.q_ref) copy_row<T, kPer>(static_cast<const T*>(p.q) + q_off, static_cast<T*>(p.q_ref) + q_off);
+    if (p.k_ref && g == 0) {
+      copy_row<T, kPer>(static_cast<const T*>(p.k_blk) + kv_off, static_cast<T*>(p.k_ref) + kv_off);
+      copy_row<T, kPer>(static_cast<const T*>(p.v_blk) + kv_off, static_cast<T*>(p.v_ref) + kv_off);
+    }
+  } else {
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) op[i] = p.prefix_o[q_off + i];
+    lse_p = p.prefix_lse[row];
+  }
+
+  // Block part: online softmax over the block's keys.
+  float m_b = -INFINITY, l_b = 0.0f, ob[kPer];
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) ob[i] = 0.0f;
+  for (int j = 0; j < p.block_size; ++j) {
+    const size_t off = (static_cast<size_t>(j) * Hk + kvh) * D + d0;
+    float k[kPer], v[kPer];
+    load_row<T, kPer>(static_cast<const T*>(p.k_blk) + off, k);
+    load_row<T, kPer>(static_cast<const T*>(p.v_blk) + off, v);
+    float dot = 0.0f;
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) dot += q[i] * k[i];
+    const float s = warp_sum(dot) * p.scale;
+    const float m_new = fmaxf(m_b, s);
+    const float alpha = expf(m_b - m_new), w = expf(s - m_new);
+    l_b = l_b * alpha + w;
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) ob[i] = ob[i] * alpha + w * v[i];
+    m_b = m_new;
+  }
+  const float lse_b = m_b + logf(l_b);
+
+  // Merge (the block part is never empty).
+  const float m = fmaxf(lse_p, lse_b);
+  const float wp = expf(lse_p - m), wb = expf(lse_b - m) / l_b;
+  const float inv = 1.0f / (wp + expf(lse_b - m));
+  T* out = static_cast<T*>(p.o) + q_off;
+#pragma unroll
+  for (int i = 0; i < kPer; i += 2)
+    *reinterpret_cast<uint32_t*>(out + i) =
+        Elem<T>::pack((wp * op[i] + wb * ob[i]) * inv, (wp * op[i + 1] + wb * ob[i + 1]) * inv);
+  if (p.lse && lane == 0) p.lse[row] = m + logf(wp + expf(lse_b - m));
+}
+
+template <typename T, int D>
+void launch(const FinalizeParams& p, cudaStream_t stream) {
+  const int rows = p.block_size * p.num_q_heads;
+  finalize_kernel<T, D><<<ceil_div(rows, kWarps), kWarps * 32, 0, stream>>>(p);
+  check_launch("finalize_kernel");
+}
+
+}  // namespace
+
+void launch_finalize(DType dtype, int head_dim, const FinalizeParams& p, cudaStream_t stream) {
+  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, stream);
+}
+
+}  // namespace losa::cuda

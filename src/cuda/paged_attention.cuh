@@ -1,0 +1,202 @@
+#pragma once
+// Paged prefix attention for packed GQA rows, split over the page list (flash-decoding).
+//
+// Grid (row_tiles, num_splits, Hk), 128 threads. A CTA serves 64 rows of one KV head (4 warps of
+// 16 rows, tensor cores) over its share of the KV head's page list, streaming 64-token K/V
+// tiles through a 3-stage cp.async pipeline; it writes a partial (o, lse) per row, merged across
+// splits by the finalize kernel. The page list's length lives on the device: every split
+// derives its range from it, so the launch needs no host synchronisation.
+#include "params.hpp"
+#include "tile.cuh"
+
+namespace losa::cuda {
+
+struct WindowPage {
+  int phys;     // physical page
+  int logical;  // logical page in the sequence
+  int valid;    // valid tokens in the page
+};
+
+template <typename T, int D>
+struct PagedAttentionConfig {
+  static constexpr int kThreads = 128;
+  static constexpr int kWarps = 4;
+  static constexpr int kRowsPerCta = 64;
+  // Three stages keep two tiles (64 KB for D = 128) in flight per CTA while one is consumed;
+  // with 2 CTAs per SM that is ~256 KB in flight per SM, well above what the HBM latency needs.
+  static constexpr int kStages = 3;
+  // Page-table entries staged in shared memory at once: lookups happen before the pipeline, not
+  // inside it (a dependent global load per tile would stall the copies).
+  static constexpr int kWindowPages = 256;
+  static constexpr int kTileBytes = TileShape<T, D>::kBytes;
+  static constexpr int kSmemBytes = kStages * 2 * kTileBytes + kWindowPages * sizeof(WindowPage);
+};
+
+template <typename T, int D>
+__global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_constant__ PagedAttentionParams p) {
+  using Cfg = PagedAttentionConfig<T, D>;
+  extern __shared__ __align__(128) char smem[];
+  char* tiles = smem;
+  WindowPage* window = reinterpret_cast<WindowPage*>(smem + Cfg::kStages * 2 * Cfg::kTileBytes);
+
+  const int row_tile = blockIdx.x, split = blockIdx.y, kvh = blockIdx.z;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int rows = *p.active.count * p.group;
+  const int row0 = row_tile * Cfg::kRowsPerCta;
+  if (row0 >= rows) return;  // uniform over the CTA
+
+  const int P = p.kv.page_size;
+  const int log2_page = __ffs(P) - 1;
+  const int tile_pages = kTileRows / P;
+  const int count = p.list.pages ? p.list.counts[kvh] : p.kv.num_pages;
+  const int total_tiles = (count + tile_pages - 1) / tile_pages;
+  const int per_split = (total_tiles + p.num_splits - 1) / p.num_splits;
+  const int tile_begin = split * per_split;
+  const int tile_end = min(total_tiles, tile_begin + per_split);
+
+  // This lane's two rows: r_lo = warp's row g, r_hi = row g + 8.
+  const int r_lo = row0 + warp * 16 + g, r_hi = r_lo + 8;
+  const bool warp_has_rows = row0 + warp * 16 < rows;
+  auto q_row = [&](int r) -> const T* {
+    if (r >= rows) return nullptr;
+    const int token = p.active.tokens[r / p.group];
+    const int head = kvh * p.group + r % p.group;
+    return static_cast<const T*>(p.q) + (static_cast<size_t>(token) * p.num_q_heads + head) * D;
+  };
+  auto mask_row = [&](int r) -> const uint32_t* {
+    if (!p.mask.bits || r >= rows) return nullptr;
+    const int mr = p.mask.by_head_only ? r % p.group : r;
+    return p.mask.bits + (static_cast<size_t>(kvh) * p.mask.rows_per_kv_head + mr) * p.mask.words;
+  };
+  uint32_t qa[D / 16][4];
+  load_query_fragments<T, D>(qa, q_row(r_lo), q_row(r_hi), lane);
+  const uint32_t* mask_lo = mask_row(r_lo);
+  const uint32_t* mask_hi = mask_row(r_hi);
+
+  float o[D / 8][4];
+#pragma unroll
+  for (int j = 0; j < D / 8; ++j) o[j][0] = o[j][1] = o[j][2] = o[j][3] = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};
+
+  const T* keys = static_cast<const T*>(p.kv.keys);
+  const T* values = static_cast<const T*>(p.kv.values);
+  const int window_tiles = Cfg::kWindowPages / tile_pages;
+  for (int win = tile_begin; win < tile_end; win += window_tiles) {
+    const int win_end = min(tile_end, win + window_tiles);
+    const int entry0 = win * tile_pages;
+    const int entries = min(count, win_end * tile_pages) - entry0;
+    __syncthreads();  // the previous window's tiles and pages are consumed
+    for (int e = threadIdx.x; e < entries; e += Cfg::kThreads) {
+      const int logical = p.list.pages ? p.list.pages[kvh * p.list.list_stride + entry0 + e] : entry0 + e;
+      window[e] = {p.kv.page_table[logical], logical,
+                   logical == p.kv.num_pages - 1 ? p.kv.last_page_len : P};
+    }
+    __syncthreads();
+    const int num_tiles = win_end - win;
+    auto issue = [&](int i) {
+      const int first = i * tile_pages;
+      const int npages = min(tile_pages, entries - first);
+      char* k_tile = tiles + (i % Cfg::kStages) * 2 * Cfg::kTileBytes;
+      auto row_src = [&](const T* base) {
+        return [=](int row) -> const void* {
+          const int ps = row >> log2_page, slot = row & (P - 1);
+          if (ps >= npages) return nullptr;
+          const WindowPage wp = window[first + ps];
+          if (slot >= wp.valid) return nullptr;
+          return base + ((static_cast<size_t>(wp.phys) * p.kv.num_kv_heads + kvh) * P + slot) * D;
+        };
+      };
+      load_tile_async<T, D, Cfg::kThreads>(k_tile, keys, row_src(keys));
+      load_tile_async<T, D, Cfg::kThreads>(k_tile + Cfg::kTileBytes, values, row_src(values));
+    };
+#pragma unroll
+    for (int i = 0; i < Cfg::kStages - 1; ++i) {
+      if (i < num_tiles) issue(i);
+      cp_async_commit();
+    }
+    for (int i = 0; i < num_tiles; ++i) {
+      cp_async_wait<Cfg::kStages - 2>();
+      __syncthreads();  // tile i landed for every thread; tile i-1's stage is free
+      if (i + Cfg::kStages - 1 < num_tiles) issue(i + Cfg::kStages - 1);
+      cp_async_commit();
+      if (!warp_has_rows) continue;
+
+      const char* k_tile = tiles + (i % Cfg::kStages) * 2 * Cfg::kTileBytes;
+      float s[8][4];
+#pragma unroll
+      for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
+      warp_scores<T, D>(s, qa, k_tile, lane);
+
+      // Which of this lane's columns are real tokens the row may attend to.
+      const int first = i * tile_pages;
+      const int npages = min(tile_pages, entries - first);
+      uint32_t allowed_lo = 0, allowed_hi = 0;  // bit ps: page slot ps allowed
+      for (int ps = 0; ps < npages; ++ps) {
+        const int logical = window[first + ps].logical;
+        const uint32_t bit = 1u << ps;
+        if (!mask_lo || (mask_lo[logical >> 5] >> (logical & 31) & 1u)) allowed_lo |= bit;
+        if (!mask_hi || (mask_hi[logical >> 5] >> (logical & 31) & 1u)) allowed_hi |= bit;
+      }
+      float tile_max[2] = {-INFINITY, -INFINITY};
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          const int col = 8 * j + 2 * t + (e & 1);
+          const int ps = col >> log2_page;
+          const bool real = ps < npages && (col & (P - 1)) < window[first + min(ps, npages - 1)].valid;
+          const bool ok = real && (((e < 2 ? allowed_lo : allowed_hi) >> ps) & 1u);
+          s[j][e] = ok ? s[j][e] * p.scale_log2 : -INFINITY;
+          tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
+        }
+      float m_use[2];
+#pragma unroll
+      for (int h = 0; h < 2; ++h) {
+        tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 1));
+        tile_max[h] = fmaxf(tile_max[h], __shfl_xor_sync(0xffffffffu, tile_max[h], 2));
+        const float m_new = fmaxf(m[h], tile_max[h]);
+        m_use[h] = m_new == -INFINITY ? 0.0f : m_new;  // a row with nothing yet stays empty
+        const float alpha = exp2f(m[h] - m_use[h]);
+        m[h] = m_new;
+        l[h] *= alpha;
+#pragma unroll
+        for (int j = 0; j < D / 8; ++j) {
+          o[j][2 * h] *= alpha;
+          o[j][2 * h + 1] *= alpha;
+        }
+      }
+#pragma unroll
+      for (int j = 0; j < 8; ++j)
+#pragma unroll
+        for (int e = 0; e < 4; ++e) {
+          s[j][e] = exp2f(s[j][e] - m_use[e / 2]);
+          l[e / 2] += s[j][e];
+        }
+      warp_accumulate_values<T, D>(o, s, k_tile + Cfg::kTileBytes, lane);
+    }
+  }
+  cp_async_wait<0>();
+
+  // Write this split's partial state of the lane's two rows.
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 1);
+    l[h] += __shfl_xor_sync(0xffffffffu, l[h], 2);
+  }
+  if (!warp_has_rows) return;
+#pragma unroll
+  for (int h = 0; h < 2; ++h) {
+    const int r = h == 0 ? r_lo : r_hi;
+    if (r >= rows) continue;
+    const bool empty = l[h] == 0.0f;
+    const float inv = empty ? 0.0f : 1.0f / l[h];
+    const size_t slot = (static_cast<size_t>(kvh) * p.num_splits + split) * p.max_rows + r;
+    float* out = p.partial_o + slot * D;
+#pragma unroll
+    for (int j = 0; j < D / 8; ++j)
+      *reinterpret_cast<float2*>(out + 8 * j + 2 * t) = make_float2(o[j][2 * h] * inv, o[j][2 * h + 1] * inv);
+    if (t == 0) p.partial_lse[slot] = empty ? -INFINITY : (m[h] + log2f(l[h])) * kLn2;
+  }
+}
+
+}  // namespace losa::cuda

@@ -1,0 +1,97 @@
+#pragma once
+// 64-row tiles in shared memory and the warp-level matrix steps on them, shared by the paged
+// attention, QUEST scoring and SparseD mass kernels.
+//
+// A tile holds 64 rows of D 16-bit elements (64 tokens of keys or values, or the key bounds of
+// 64 pages), 16-byte chunks swizzled (mma.cuh). Each warp owns 16 query rows; its scores against
+// a tile are 8 n-tiles of 8 columns: s[j][e] is row g + 8*(e/2), column 8j + 2t + e%2.
+#include "common.cuh"
+#include "mma.cuh"
+
+namespace losa::cuda {
+
+constexpr int kTileRows = 64;
+
+template <typename T, int D>
+struct TileShape {
+  static constexpr int kRowChunks = D * static_cast<int>(sizeof(T)) / 16;
+  static constexpr int kBytes = kTileRows * D * static_cast<int>(sizeof(T));
+  static constexpr int kKSteps = D / 16;  // mma k-steps over the head dim
+};
+
+/// Issues the cp.async copies of one tile. row_src(row) gives the global address of a row, or
+/// nullptr for a row to zero-fill (masked tokens must hold zeros: 0 * NaN would poison P V).
+template <typename T, int D, int kThreads, typename RowSrc>
+__device__ __forceinline__ void load_tile_async(char* tile, const void* any_valid_address,
+                                                RowSrc row_src) {
+  using S = TileShape<T, D>;
+  const uint32_t base = smem_addr(tile);
+#pragma unroll 4
+  for (int c = threadIdx.x; c < kTileRows * S::kRowChunks; c += kThreads) {
+    const int row = c / S::kRowChunks, chunk = c % S::kRowChunks;
+    const char* src = static_cast<const char*>(row_src(row));
+    cp_async_16(base + swizzled_offset(row, chunk, S::kRowChunks),
+                src ? src + chunk * 16 : any_valid_address, src ? 16 : 0);
+  }
+}
+
+/// A fragments of a warp's 16 query rows (rows g and g+8 of this lane), straight from global.
+/// A null row reads as zeros.
+template <typename T, int D>
+__device__ __forceinline__ void load_query_fragments(uint32_t (&qa)[D / 16][4], const T* row_lo,
+                                                     const T* row_hi, int lane) {
+  const int t = lane % 4;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    const int col = kk * 16 + 2 * t;
+    qa[kk][0] = row_lo ? *reinterpret_cast<const uint32_t*>(row_lo + col) : 0u;
+    qa[kk][1] = row_hi ? *reinterpret_cast<const uint32_t*>(row_hi + col) : 0u;
+    qa[kk][2] = row_lo ? *reinterpret_cast<const uint32_t*>(row_lo + col + 8) : 0u;
+    qa[kk][3] = row_hi ? *reinterpret_cast<const uint32_t*>(row_hi + col + 8) : 0u;
+  }
+}
+
+/// s += A B^T with A the warp's fragments and B the tile's 64 rows (tokens or pages).
+template <typename T, int D>
+__device__ __forceinline__ void warp_scores(float (&s)[8][4], const uint32_t (&a)[D / 16][4],
+                                            const char* tile, int lane) {
+  using S = TileShape<T, D>;
+  const uint32_t base = smem_addr(tile);
+#pragma unroll
+  for (int j2 = 0; j2 < 4; ++j2) {
+    const int row = 16 * j2 + (lane % 8) + (lane / 16) * 8;
+#pragma unroll
+    for (int kk = 0; kk < D / 16; ++kk) {
+      uint32_t b[4];
+      ldmatrix_x4(b, base + swizzled_offset(row, 2 * kk + (lane / 8) % 2, S::kRowChunks));
+      mma_16816<T>(s[2 * j2], a[kk], b[0], b[1]);
+      mma_16816<T>(s[2 * j2 + 1], a[kk], b[2], b[3]);
+    }
+  }
+}
+
+/// o += P V with P the warp's probabilities s (16 rows x 64 tokens) and V the tile.
+template <typename T, int D>
+__device__ __forceinline__ void warp_accumulate_values(float (&o)[D / 8][4], const float (&p)[8][4],
+                                                       const char* tile, int lane) {
+  using S = TileShape<T, D>;
+  const uint32_t base = smem_addr(tile);
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {  // 16 tokens per k-step
+    uint32_t a[4];
+    a[0] = Elem<T>::pack(p[2 * kk][0], p[2 * kk][1]);
+    a[1] = Elem<T>::pack(p[2 * kk][2], p[2 * kk][3]);
+    a[2] = Elem<T>::pack(p[2 * kk + 1][0], p[2 * kk + 1][1]);
+    a[3] = Elem<T>::pack(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+    const int row = 16 * kk + (lane % 8) + ((lane / 8) % 2) * 8;
+#pragma unroll
+    for (int j2 = 0; j2 < D / 16; ++j2) {
+      uint32_t b[4];
+      ldmatrix_x4_trans(b, base + swizzled_offset(row, 2 * j2 + lane / 16, S::kRowChunks));
+      mma_16816<T>(o[2 * j2], a, b[0], b[1]);
+      mma_16816<T>(o[2 * j2 + 1], a, b[2], b[3]);
+    }
+  }
+}
+
+}  // namespace losa::cuda

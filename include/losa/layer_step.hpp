@@ -29,6 +29,15 @@ struct StepStats {
   double density() const;
 };
 
+/// The data-dependent choices of one step: the tokens whose prefix part was computed and the
+/// pages loaded (with each row's pages under attend=own). A backend reports them, and the CPU
+/// reference can replay another backend's choices, so that the two are compared on the same
+/// selection even where near-tied scores let them choose differently (DESIGN.md section 5).
+struct StepDecisions {
+  std::vector<int> tokens;
+  PageSelection selection;
+};
+
 /// The per-layer state a block carries across its denoising steps.
 class LayerBlockState {
  public:
@@ -41,12 +50,15 @@ class LayerBlockState {
   const std::vector<float>& prefix_o() const { return prefix_o_; }
   const std::vector<float>& prefix_lse() const { return prefix_lse_; }
   const std::vector<float>& q_ref() const { return q_ref_; }
+  const std::vector<float>& k_ref() const { return k_ref_; }
+  const std::vector<float>& v_ref() const { return v_ref_; }
   /// SparseD's selection, valid after its switch step.
   const PageSelection& sparsed_selection() const { return sparsed_selection_; }
 
  private:
   friend StepStats layer_step(const PagedKVCache&, int, const BlockShape&, const ModeConfig&,
-                              const float*, const float*, const float*, LayerBlockState&, float*);
+                              const float*, const float*, const float*, LayerBlockState&, float*,
+                              const StepDecisions*, StepDecisions*);
   int step_ = 0;
   int num_pages_ = -1;
   std::vector<float> prefix_o_, prefix_lse_, q_ref_, k_ref_, v_ref_;
@@ -56,8 +68,11 @@ class LayerBlockState {
 /// Runs one layer-step on the CPU reference backend.
 /// q: [B, Hq, D]; k_blk, v_blk: [B, Hk, D]; o: [B, Hq, D] (written). The prefix of `seq` must not
 /// change between begin_block() and the block's last step.
+/// replay (optional): use these choices instead of making them (SparseD's switch step still
+/// derives its stored selection itself). decided (optional): receives the choices made.
 StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape,
                      const ModeConfig& config, const float* q, const float* k_blk,
-                     const float* v_blk, LayerBlockState& state, float* o);
+                     const float* v_blk, LayerBlockState& state, float* o,
+                     const StepDecisions* replay = nullptr, StepDecisions* decided = nullptr);
 
 }  // namespace losa

@@ -34,7 +34,8 @@ void copy_token_rows(const float* src, const std::vector<int>& tokens, int row_e
 
 StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape,
                      const ModeConfig& config, const float* q, const float* k_blk,
-                     const float* v_blk, LayerBlockState& state, float* o) {
+                     const float* v_blk, LayerBlockState& state, float* o,
+                     const StepDecisions* replay, StepDecisions* decided) {
   validate(shape);
   const PagedKVConfig& kv = cache.config();
   validate(config, shape.block_size, kv.page_size);
@@ -112,9 +113,6 @@ StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape
           selection.kv_head_pages.assign(Hk, {});
         }
       }
-      copy_token_rows(q, tokens, Hq * D, state.q_ref_);
-      copy_token_rows(k_blk, tokens, Hk * D, state.k_ref_);
-      copy_token_rows(v_blk, tokens, Hk * D, state.v_ref_);
       break;
     case Mode::sparsed:
       tokens = all_tokens(B);
@@ -125,12 +123,25 @@ StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape
       break;
   }
 
+  if (replay) {
+    for (int t : replay->tokens)
+      LOSA_CHECK_ARG(t >= 0 && t < B, "replay", "token ", t, " out of range");
+    tokens = replay->tokens;
+    selection = replay->selection;
+  }
+  if (config.mode == Mode::losa) {  // fresh tokens get new references; stable ones keep theirs
+    copy_token_rows(q, tokens, Hq * D, state.q_ref_);
+    copy_token_rows(k_blk, tokens, Hk * D, state.k_ref_);
+    copy_token_rows(v_blk, tokens, Hk * D, state.v_ref_);
+  }
+  if (decided) *decided = StepDecisions{tokens, selection};
   prefix_attention(cache, seq, shape, q, tokens, selection, scale, state.prefix_o_.data(),
                    state.prefix_lse_.data());
   for (int h = 0; h < Hk; ++h) stats.pages_loaded[h] = static_cast<int64_t>(selection.kv_head_pages[h].size());
   stats.active_tokens = static_cast<int>(tokens.size());
   stats.full_step = stats.active_tokens == B;
   stats.kv_bytes = selection.pages_loaded() * static_cast<int64_t>(cache.page_kv_bytes());
+  scored = scored && !tokens.empty();  // no active row, no scoring (a replay may differ)
   stats.bounds_bytes =
       scored ? static_cast<int64_t>(n) * Hk * static_cast<int64_t>(cache.page_bounds_bytes()) : 0;
 

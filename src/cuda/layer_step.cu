@@ -312,8 +312,64 @@ StepStats LayerStepRunner::last_stats(Stream stream) const {
   const int64_t elem = dtype_bytes(s.kv.dtype);
   const int64_t page_bytes = 2 * elem * s.kv.page_size * s.shape.head_dim;
   st.kv_bytes = std::accumulate(counts.begin(), counts.end(), int64_t{0}) * page_bytes;
-  st.bounds_bytes = s.last_scored ? int64_t{2} * elem * s.shape.head_dim * Hk * s.last_pages : 0;
+  st.bounds_bytes = s.last_scored && active > 0 ? int64_t{2} * elem * s.shape.head_dim * Hk * s.last_pages : 0;
   return st;
+}
+
+StepDecisions LayerStepRunner::last_decisions(Stream stream) const {
+  const Impl& s = *impl_;
+  synchronize(stream);
+  StepDecisions decisions;
+  int32_t active = 0;
+  s.active_count.download(&active, 4);
+  std::vector<int32_t> tokens(s.shape.block_size);
+  s.active_tokens.download(tokens.data(), tokens.size() * 4);
+  decisions.tokens.assign(tokens.begin(), tokens.begin() + active);
+  decisions.selection = selection_from_device(s);
+  return decisions;
+}
+
+PageSelection LayerStepRunner::selection_from_device(const Impl& s) {
+  const int Hk = s.shape.num_kv_heads, Hq = s.shape.num_q_heads, G = s.group, n = s.last_pages;
+  if (s.loaded == Impl::Loaded::every_page || s.loaded == Impl::Loaded::nothing) {
+    PageSelection all = select_all_pages(n, Hk);
+    if (s.loaded == Impl::Loaded::nothing) all.kv_head_pages.assign(Hk, {});
+    return all;
+  }
+  const bool quest = s.loaded == Impl::Loaded::quest_lists;
+  PageSelection sel;
+  sel.num_pages = n;
+  std::vector<int32_t> counts(Hk), lists(static_cast<size_t>(Hk) * s.max_pages);
+  (quest ? s.counts : s.sparsed_counts).download(counts.data(), Hk * 4);
+  (quest ? s.lists : s.sparsed_lists).download(lists.data(), lists.size() * 4);
+  for (int h = 0; h < Hk; ++h)
+    sel.kv_head_pages.emplace_back(lists.begin() + static_cast<size_t>(h) * s.max_pages,
+                                   lists.begin() + static_cast<size_t>(h) * s.max_pages + counts[h]);
+  if (s.mode.attend != Attend::own) return sel;
+  const int mask_rows = quest ? s.max_rows : G;
+  std::vector<uint32_t> bits(static_cast<size_t>(Hk) * mask_rows * s.words);
+  (quest ? s.row_bits : s.sparsed_bits).download(bits.data(), bits.size() * 4);
+  auto pages_of = [&](int kvh, int mask_row) {
+    std::vector<int> pages;
+    const uint32_t* b = &bits[(static_cast<size_t>(kvh) * mask_rows + mask_row) * s.words];
+    for (int p = 0; p < n; ++p)
+      if (b[p >> 5] >> (p & 31) & 1u) pages.push_back(p);
+    return pages;
+  };
+  sel.row_pages.assign(s.shape.num_rows(), {});
+  if (quest) {
+    int32_t active = 0;
+    s.active_count.download(&active, 4);
+    std::vector<int32_t> tokens(s.shape.block_size);
+    s.active_tokens.download(tokens.data(), tokens.size() * 4);
+    for (int a = 0; a < active; ++a)
+      for (int h = 0; h < Hq; ++h)
+        sel.row_pages[tokens[a] * Hq + h] = pages_of(h / G, a * G + h % G);
+  } else {
+    for (int t = 0; t < s.shape.block_size; ++t)
+      for (int h = 0; h < Hq; ++h) sel.row_pages[t * Hq + h] = pages_of(h / G, h % G);
+  }
+  return sel;
 }
 
 }  // namespace losa::cuda

@@ -19,6 +19,11 @@ struct Case {
   int kv_len, page_size, num_q_heads, num_kv_heads, head_dim, block_size;
 };
 
+void PrintTo(const Case& c, std::ostream* os) {
+  *os << "L" << c.kv_len << "_P" << c.page_size << "_Hq" << c.num_q_heads << "_Hk" << c.num_kv_heads
+      << "_D" << c.head_dim << "_B" << c.block_size;
+}
+
 class PrefixAttentionTest : public ::testing::TestWithParam<Case> {};
 
 TEST_P(PrefixAttentionTest, MatchesDirectFormulaDenseAndPerRow) {

@@ -45,6 +45,11 @@ class LayerStepRunner {
   /// Statistics of the last run (density, active tokens, bytes). Synchronises `stream`.
   StepStats last_stats(Stream stream = nullptr) const;
 
+  /// The last run's choices (fresh tokens, pages loaded and, with attend=own, each row's
+  /// pages) in the CPU reference's form, which losa::layer_step can replay. Synchronises
+  /// `stream`; for tests and diagnostics.
+  StepDecisions last_decisions(Stream stream = nullptr) const;
+
   /// Called on the host between the stages a run enqueues, with the next stage's name
   /// ("active_set", "page_scores", "topk", "union", "attention", "finalize", "sparsed_select"):
   /// a benchmark records events there for the per-stage breakdown. Empty: no calls.
@@ -56,6 +61,7 @@ class LayerStepRunner {
 
  private:
   struct Impl;
+  static PageSelection selection_from_device(const Impl& impl);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -11,16 +11,13 @@
 namespace losa::tools {
 namespace {
 
-struct StepInputs {
-  std::vector<float> q, k, v;
-  std::vector<int> changed;
-};
-
 struct ModeRun {
   std::string label;
   ModeConfig config;
   std::vector<StepStats> stats;
   std::vector<double> error;  // relative L2 error of o against dense, per step
+  std::vector<StepStats> gpu_stats;
+  std::vector<double> gpu_error;  // GPU output against the CPU output of the same mode
 };
 
 double relative_l2(const std::vector<float>& x, const std::vector<float>& ref) {
@@ -52,12 +49,23 @@ int run_demo(const DemoOptions& opt) {
               wc.prefix_len, wc.shape.block_size, wc.shape.num_q_heads, wc.shape.num_kv_heads,
               wc.shape.head_dim, wc.page_size, dtype_name(wc.dtype), opt.steps);
   SyntheticWorkload workload(wc);
-  std::vector<StepInputs> inputs;
+  std::vector<DemoStep> inputs;
+  const DType dt = wc.dtype;
+  auto rounded = [dt](std::vector<float> x) {
+    for (auto& v : x) v = round_to(dt, v);
+    return x;
+  };
   for (int t = 0; t < opt.steps; ++t) {
     workload.next_step();
-    inputs.push_back({workload.q(), workload.k_block(), workload.v_block(),
+    inputs.push_back({rounded(workload.q()), rounded(workload.k_block()), rounded(workload.v_block()),
                       workload.changed_tokens()});
   }
+  std::string gpu;
+#ifdef LOSA_WITH_CUDA
+  const bool use_gpu = opt.use_gpu && dt != DType::f32 && gpu_available(&gpu);
+#else
+  const bool use_gpu = false;
+#endif
 
   std::vector<ModeRun> runs;
   auto add = [&](const std::string& label, Mode mode, auto&& tweak) {
@@ -88,13 +96,22 @@ int run_demo(const DemoOptions& opt) {
   for (auto& run : runs) {
     LayerBlockState state;
     state.begin_block();
+    std::vector<std::vector<float>> outputs;
     for (int t = 0; t < opt.steps; ++t) {
       std::vector<float> o(inputs[t].q.size());
       run.stats.push_back(layer_step(workload.cache(), 0, shape, run.config, inputs[t].q.data(),
                                      inputs[t].k.data(), inputs[t].v.data(), state, o.data()));
       if (run.config.mode == Mode::dense) dense_out.push_back(o);
       run.error.push_back(relative_l2(o, dense_out[t]));
+      outputs.push_back(o);
     }
+#ifdef LOSA_WITH_CUDA
+    if (use_gpu) {
+      std::vector<std::vector<float>> gpu_out;
+      run_mode_on_gpu(workload.cache(), shape, run.config, inputs, &gpu_out, &run.gpu_stats);
+      for (int t = 0; t < opt.steps; ++t) run.gpu_error.push_back(relative_l2(gpu_out[t], outputs[t]));
+    }
+#endif
   }
 
   std::printf("\nchanged tokens per step (workload truth): ");
@@ -123,6 +140,23 @@ int run_demo(const DemoOptions& opt) {
                        {"bounds_bytes", run.stats[t].bounds_bytes},
                        {"rel_l2_error_vs_dense", run.error[t]}});
     json_runs.push_back({{"mode", run.label}, {"mean_density", density}, {"steps", steps}});
+  }
+  if (use_gpu) {
+    std::printf("\nGPU (%s), same steps through the CUDA backend:\n%-18s %10s %12s  %s\n", gpu.c_str(),
+                "mode", "density", "max err vs CPU", "active tokens per step");
+    for (const auto& run : runs) {
+      double density = 0.0, err = 0.0;
+      std::string active;
+      for (int t = 0; t < opt.steps; ++t) {
+        density += run.gpu_stats[t].density() / opt.steps;
+        err = std::max(err, run.gpu_error[t]);
+        active += std::to_string(run.gpu_stats[t].active_tokens) + " ";
+      }
+      std::printf("%-18s %9.2f%% %14.2e  %s\n", run.label.c_str(), 100 * density, err, active.c_str());
+    }
+  } else {
+    std::printf("\n(no GPU here%s: CPU reference backend only)\n",
+                dt == DType::f32 ? " for f32, the GPU backend takes bf16/f16" : "");
   }
   std::printf("\ndensity: KV pages loaded / pages in the prefix, per KV head and step; err: relative "
               "L2 error of the layer output against dense.\n");

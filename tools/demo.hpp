@@ -1,7 +1,9 @@
 #pragma once
 // `losa demo`: a block of denoising steps on the synthetic workload, every mode against dense.
 #include <string>
+#include <vector>
 
+#include "losa/layer_step.hpp"
 #include "losa/synthetic.hpp"
 
 namespace losa::tools {
@@ -20,5 +22,17 @@ struct DemoOptions {
 
 DemoOptions default_demo_options();
 int run_demo(const DemoOptions& options);
+
+/// One denoising step's inputs: q [B, Hq, D], k, v [B, Hk, D] (rounded to the cache dtype).
+struct DemoStep {
+  std::vector<float> q, k, v;
+  std::vector<int> changed;
+};
+
+// The GPU path (demo_gpu.cpp, built with the CUDA backend only).
+bool gpu_available(std::string* description);
+void run_mode_on_gpu(const PagedKVCache& cache, const BlockShape& shape, const ModeConfig& mode,
+                     const std::vector<DemoStep>& steps, std::vector<std::vector<float>>* outputs,
+                     std::vector<StepStats>* stats);
 
 }  // namespace losa::tools

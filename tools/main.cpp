@@ -5,6 +5,9 @@
 
 #include "demo.hpp"
 #include "losa/errors.hpp"
+#ifdef LOSA_WITH_CUDA
+#include "bench.hpp"
+#endif
 
 int main(int argc, char** argv) {
   using namespace losa;
@@ -35,14 +38,49 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--seed", demo.workload.seed, "random seed")->capture_default_str();
   demo_cmd->add_option("--json", demo.json_path, "write results as JSON to this file");
 
+#ifdef LOSA_WITH_CUDA
+  tools::BenchOptions bench;
+  bool quick = false;
+  CLI::App* bench_cmd = app.add_subcommand(
+      "bench", "Time every attention mode on the GPU (synthetic workload, 32 q heads, 8 KV heads, "
+               "head dim 128, bf16, page 16) and write JSON: time, density, bytes, bandwidth, "
+               "ratio to dense, stage breakdown, density curve, whole blocks.");
+  bench_cmd->add_option("--lengths", bench.prefix_lens, "prefix lengths")->capture_default_str();
+  bench_cmd->add_option("--blocks", bench.block_sizes, "block sizes")->capture_default_str();
+  bench_cmd->add_option("--budgets", bench.budgets, "QUEST token budgets")->capture_default_str();
+  bench_cmd->add_option("--k-active", bench.k_actives, "LoSA active-token counts (B is added)")->capture_default_str();
+  bench_cmd->add_option("--tau", bench.tau, "LoSA tau")->capture_default_str();
+  bench_cmd->add_option("--select", bench.sparsed_selects, "SparseD select fractions")->capture_default_str();
+  bench_cmd->add_option("--block-steps", bench.block_steps, "steps per block for whole-block numbers")->capture_default_str();
+  bench_cmd->add_option("--reps", bench.reps, "timed repetitions per layer")->capture_default_str();
+  bench_cmd->add_option("--warmup", bench.warmup, "warm-up repetitions")->capture_default_str();
+  bench_cmd->add_option("--json", bench.json_path, "results file")->capture_default_str();
+  bench_cmd->add_option("--selection", bench.selection_path, "write the headline LoSA step's pages (JSON)");
+  bench_cmd->add_flag("--quick", quick, "one small configuration (8K, B=16, budget 256): a smoke run");
+#endif
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   try {
+#ifdef LOSA_WITH_CUDA
+    if (bench_cmd->parsed()) {
+      if (quick) {
+        bench.prefix_lens = {8192};
+        bench.block_sizes = {16};
+        bench.budgets = {256};
+        bench.headline_len = 8192;
+        bench.reps = 10;
+      }
+      std::string command = "losa";
+      for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+      return tools::run_bench(bench, command);
+    }
+#endif
     demo.workload.dtype = parse_dtype(dtype, "--dtype");
-    return tools::run_demo(demo);  // the only command so far, and the default
+    return tools::run_demo(demo);  // the default command
   } catch (const ArgumentError& e) {
     std::fprintf(stderr, "error: %s\n", e.what());
     return 2;

@@ -7,16 +7,8 @@
 #include <cstdint>
 #include <string>
 
+#include "check.hpp"
 #include "losa/errors.hpp"
-
-#define LOSA_CUDA_CHECK(expr)                                                            \
-  do {                                                                                   \
-    const cudaError_t losa_status_ = (expr);                                             \
-    if (losa_status_ != cudaSuccess)                                                     \
-      throw ::losa::BackendError(std::string(#expr) + " failed: " +                      \
-                                 cudaGetErrorString(losa_status_) + " at " + __FILE__ + \
-                                 ":" + std::to_string(__LINE__));                        \
-  } while (0)
 
 namespace losa::cuda {
 

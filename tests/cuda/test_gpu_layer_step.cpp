@@ -55,9 +55,11 @@ void PrintTo(const Case& c, std::ostream* os) { *os << name(c); }
 
 class GpuModeTest : public ::testing::TestWithParam<Case> {
  protected:
-  void check(const ModeConfig& mode, int steps) {
+  void check(ModeConfig mode, int steps) {
     LOSA_REQUIRE_GPU();
     const Case c = GetParam();
+    mode.budget_tokens = 3 * c.page_size;  // three pages per row plus the last
+    mode.k_active = std::min(mode.k_active, c.block_size);
     const BlockShape shape{c.block_size, c.num_q_heads, c.num_kv_heads, c.head_dim};
     test::RandomCache rc = test::make_random_cache(c.kv_len, c.num_kv_heads, c.head_dim, c.page_size, c.dtype, 40 + c.kv_len, 2.0f);
     const auto r = test::run_side_by_side(rc.cache, shape, mode, steps, drifting_inputs(shape, c.dtype, 7));

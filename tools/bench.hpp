@@ -1,0 +1,32 @@
+#pragma once
+// `losa bench`: every attention mode on the GPU over the synthetic workload, timed with CUDA
+// events (median of many CUDA-graph replays after warm-up, inputs rotated over several layers'
+// caches so that more than the L2 is touched), with density, bytes, bandwidth and the ratio to
+// the own dense mode; the per-stage breakdown; the density curve; whole-block numbers.
+#include <string>
+#include <vector>
+
+namespace losa::tools {
+
+struct BenchOptions {
+  std::vector<int> prefix_lens{8192, 32768, 65536, 131072};
+  std::vector<int> block_sizes{16, 32};
+  std::vector<int> budgets{128, 256, 512, 1024};
+  std::vector<int> k_actives{1, 2, 4, 8};  ///< the block size is always added
+  double tau = 0.5;
+  double sparsed_skip = 0.2;
+  std::vector<double> sparsed_selects{0.3, 0.5};
+  std::vector<int> block_steps{4, 8, 16};
+  int reps = 50;
+  int warmup = 5;
+  uint64_t seed = 1;
+  std::string json_path = "bench.json";
+  /// Pages selected by the headline LoSA step (per KV head), for the FlexAttention baseline.
+  std::string selection_path;
+  // The headline configuration of the targets.
+  int headline_len = 65536, headline_block = 16, headline_budget = 256, headline_active = 4;
+};
+
+int run_bench(const BenchOptions& options, const std::string& command_line);
+
+}  // namespace losa::tools

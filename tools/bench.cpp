@@ -181,7 +181,7 @@ Measurement time_steady_step(Setup& s, const std::string& label, const ModeConfi
     std::vector<std::string> names;
     for (int it = 0; it < opt.warmup + opt.reps; ++it) {
       const int r = it % R;
-      load_step(s, s.layers[r], warm + it % 2);
+      load_step(s, s.layers[r], warm + (it / R) % 2);  // each layer alternates its inputs
       names.clear();
       runners[r]->set_stage_hook([&](const char* stage) {
         LOSA_CUDA_CHECK(cudaEventRecord(marks[names.size()], s.stream));
@@ -306,16 +306,18 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
         c.sparsed_skip = opt.sparsed_skip;
         return c;
       };
-      ms.push_back(time_steady_step(s, "dense", base(Mode::dense), opt, headline));
+      auto wanted = [&](const char* m) { return std::find(opt.modes.begin(), opt.modes.end(), m) != opt.modes.end(); };
+      if (wanted("dense")) ms.push_back(time_steady_step(s, "dense", base(Mode::dense), opt, headline));
       for (int budget : opt.budgets) {
         ModeConfig q = base(Mode::quest);
         q.budget_tokens = budget;
-        ms.push_back(time_steady_step(s, "quest b=" + std::to_string(budget), q, opt,
-                                      headline && budget == opt.headline_budget));
+        if (wanted("quest"))
+          ms.push_back(time_steady_step(s, "quest b=" + std::to_string(budget), q, opt,
+                                        headline && budget == opt.headline_budget));
         std::vector<int> ks = opt.k_actives;
         ks.push_back(B);
         for (int k : ks) {
-          if (k > B) continue;
+          if (k > B || !wanted("losa")) continue;
           ModeConfig l = base(Mode::losa);
           l.budget_tokens = budget;
           l.active_rule = ActiveRule::top_k;
@@ -341,16 +343,17 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
         ModeConfig t = base(Mode::losa);
         t.budget_tokens = budget;
         t.tau = opt.tau;
-        ms.push_back(time_steady_step(s, "losa b=" + std::to_string(budget) + " tau=0.5", t, opt, false));
+        if (wanted("tau")) ms.push_back(time_steady_step(s, "losa b=" + std::to_string(budget) + " tau=0.5", t, opt, false));
       }
       for (double sel : opt.sparsed_selects) {
+        if (!wanted("sparsed")) continue;
         ModeConfig sp = base(Mode::sparsed);
         sp.sparsed_select = sel;
         char label[64];
         std::snprintf(label, sizeof(label), "sparsed select=%.1f", sel);
         ms.push_back(time_steady_step(s, label, sp, opt, headline && sel == opt.sparsed_selects.front()));
       }
-      const double dense_us = ms.front().time_us;
+      const double dense_us = wanted("dense") ? ms.front().time_us : NAN;
       for (const Measurement& m : ms) {
         const double bytes = static_cast<double>(m.stats.kv_bytes + m.stats.bounds_bytes);
         const double gbps = bytes / (m.time_us * 1e3);
@@ -378,7 +381,7 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
           std::printf("  (launched without a graph)\n");
         }
 
-      if (headline) {  // Figure 3: share of the KV cache loaded against active tokens
+      if (headline && opt.density_curve) {  // Figure 3: share of the KV cache loaded against active tokens
         for (int budget : opt.budgets)
           for (int k = 1; k <= B; ++k) {
             ModeConfig l = base(Mode::losa);

@@ -17,6 +17,9 @@ struct BenchOptions {
   double sparsed_skip = 0.2;
   std::vector<double> sparsed_selects{0.3, 0.5};
   std::vector<int> block_steps{4, 8, 16};
+  /// Which measurements to run: dense, quest, losa (top-k rule), tau (LoSA's tau rule), sparsed.
+  std::vector<std::string> modes{"dense", "quest", "losa", "tau", "sparsed"};
+  bool density_curve = true;  ///< and whole blocks, at the headline configuration
   int reps = 50;
   int warmup = 5;
   uint64_t seed = 1;

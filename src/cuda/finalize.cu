@@ -51,20 +51,37 @@ __global__ void __launch_bounds__(kWarps * 32) finalize_kernel(const __grid_cons
 #pragma unroll
     for (int i = 0; i < kPer; ++i) op[i] = 0.0f;
     if (p.has_prefix) {
+      // Lane s reads split s's lse (all splits at once, not one dependent load after another),
+      // the warp finds the max and each split's weight; the outputs are then summed with
+      // independent loads in flight.
       const int r = slot * group + g;
       const size_t stride = static_cast<size_t>(p.max_rows);
       const size_t first = static_cast<size_t>(kvh) * p.num_splits * stride + r;
       float m = -INFINITY;
-      for (int s = 0; s < p.num_splits; ++s) m = fmaxf(m, p.partial_lse[first + s * stride]);
+      for (int s = lane; s < p.num_splits; s += 32) m = fmaxf(m, p.partial_lse[first + s * stride]);
+      m = warp_max(m);
       if (m != -INFINITY) {
         float sum = 0.0f;
-        for (int s = 0; s < p.num_splits; ++s) {
-          const float w = expf(p.partial_lse[first + s * stride] - m);  // 0 for an empty split
-          if (w == 0.0f) continue;
-          sum += w;
-          const float* po = p.partial_o + (first + s * stride) * D + d0;
+        for (int s0 = 0; s0 < p.num_splits; s0 += 32) {
+          const int s = s0 + lane;
+          const float w_lane = s < p.num_splits ? expf(p.partial_lse[first + s * stride] - m) : 0.0f;
+          sum += warp_sum(w_lane);
+          const int count = min(32, p.num_splits - s0);
+#pragma unroll 8
+          for (int i = 0; i < count; ++i) {
+            const float w = __shfl_sync(0xffffffffu, w_lane, i);
+            const float* po = p.partial_o + (first + (s0 + i) * stride) * D + d0;
+            float v[kPer];
+            if constexpr (kPer == 4) {
+              const float4 x = *reinterpret_cast<const float4*>(po);
+              v[0] = x.x; v[1] = x.y; v[2] = x.z; v[3] = x.w;
+            } else {
+              const float2 x = *reinterpret_cast<const float2*>(po);
+              v[0] = x.x; v[1] = x.y;
+            }
 #pragma unroll
-          for (int i = 0; i < kPer; ++i) op[i] += w * po[i];
+            for (int e = 0; e < kPer; ++e) op[e] += w * v[e];  // an empty split has w = 0, o = 0
+          }
         }
 #pragma unroll
         for (int i = 0; i < kPer; ++i) op[i] /= sum;

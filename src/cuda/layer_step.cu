@@ -18,7 +18,7 @@ struct LayerStepRunner::Impl {
   BlockShape shape;
   PagedKVConfig kv;
   ModeConfig mode;
-  int max_pages = 0, group = 0, max_rows = 0, row_tiles = 0, words = 0, num_sms = 0;
+  int max_pages = 0, flag_stride = 0, group = 0, max_rows = 0, row_tiles = 0, words = 0, num_sms = 0;
   float scale = 0.0f;
   int step = 0, block_pages = -1;
   std::function<void(const char*)> hook;
@@ -59,6 +59,7 @@ LayerStepRunner::LayerStepRunner(const BlockShape& shape, const PagedKVConfig& k
   s.kv = kv_config;
   s.mode = mode;
   s.max_pages = max_prefix_pages;
+  s.flag_stride = (max_prefix_pages + 15) / 16 * 16;  // 4-byte aligned rows for the union kernel
   s.group = shape.group_size();
   s.max_rows = shape.block_size * s.group;
   s.row_tiles = ceil_div(s.max_rows, kRowsPerCta);
@@ -77,7 +78,7 @@ LayerStepRunner::LayerStepRunner(const BlockShape& shape, const PagedKVConfig& k
   s.ticket = DeviceBuffer(4);
   s.ticket.fill_bytes(0);
   s.scores = DeviceBuffer(Hk * s.max_rows * pages * 4);
-  s.union_flags = DeviceBuffer(Hk * pages);
+  s.union_flags = DeviceBuffer(Hk * s.flag_stride);
   s.union_flags.fill_bytes(0);  // the union kernel leaves it clean after every use
   s.row_bits = DeviceBuffer(Hk * s.max_rows * s.words * 4);
   s.lists = DeviceBuffer(Hk * pages * 4);
@@ -194,11 +195,13 @@ void LayerStepRunner::run(const DevicePagedKV& kv, const DeviceStepIO& io, Strea
     tp.keep_last = true;
     tp.k = s.mode.budget_tokens / s.kv.page_size;
     tp.union_flags = s.union_flags.as<uint8_t>();
+    tp.flag_stride = s.flag_stride;
     tp.row_bits = own ? s.row_bits.as<uint32_t>() : nullptr;
     tp.words = s.words;
     launch_topk(tp, Hk, stream);
     s.mark("union");
-    UnionParams up{s.union_flags.as<uint8_t>(), n, s.lists.as<int32_t>(), s.max_pages, s.counts.as<int32_t>()};
+    UnionParams up{s.union_flags.as<uint8_t>(), s.flag_stride, n, s.lists.as<int32_t>(), s.max_pages,
+                   s.counts.as<int32_t>()};
     launch_union(up, Hk, stream);
     list = PageListView{s.lists.as<int32_t>(), s.counts.as<int32_t>(), s.max_pages};
     if (own) mask = RowMaskView{s.row_bits.as<uint32_t>(), s.words, s.max_rows, false};
@@ -278,11 +281,12 @@ void LayerStepRunner::run(const DevicePagedKV& kv, const DeviceStepIO& io, Strea
     tp.keep_last = false;
     tp.k = sparsed_pages_kept(n, s.mode.sparsed_select);
     tp.union_flags = s.union_flags.as<uint8_t>();
+    tp.flag_stride = s.flag_stride;
     tp.row_bits = s.sparsed_bits.as<uint32_t>();
     tp.words = s.words;
     launch_topk(tp, Hk, stream);
-    UnionParams up{s.union_flags.as<uint8_t>(), n, s.sparsed_lists.as<int32_t>(), s.max_pages,
-                   s.sparsed_counts.as<int32_t>()};
+    UnionParams up{s.union_flags.as<uint8_t>(), s.flag_stride, n, s.sparsed_lists.as<int32_t>(),
+                   s.max_pages, s.sparsed_counts.as<int32_t>()};
     launch_union(up, Hk, stream);
   }
   s.mark("done");

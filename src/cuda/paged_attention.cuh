@@ -127,28 +127,43 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
       for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
       warp_scores<T, D>(s, qa, k_tile, lane);
 
-      // Which of this lane's columns are real tokens the row may attend to.
+      // Which of this lane's columns are real tokens the row may attend to. The common case, a
+      // tile of full pages and no per-row mask, needs no check per element.
       const int first = i * tile_pages;
       const int npages = min(tile_pages, entries - first);
-      uint32_t allowed_lo = 0, allowed_hi = 0;  // bit ps: page slot ps allowed
-      for (int ps = 0; ps < npages; ++ps) {
-        const int logical = window[first + ps].logical;
-        const uint32_t bit = 1u << ps;
-        if (!mask_lo || (mask_lo[logical >> 5] >> (logical & 31) & 1u)) allowed_lo |= bit;
-        if (!mask_hi || (mask_hi[logical >> 5] >> (logical & 31) & 1u)) allowed_hi |= bit;
-      }
       float tile_max[2] = {-INFINITY, -INFINITY};
+      const bool full_tile = npages == tile_pages && window[first + npages - 1].valid == P;
+      if (full_tile && !mask_lo && !mask_hi) {
 #pragma unroll
-      for (int j = 0; j < 8; ++j)
+        for (int j = 0; j < 8; ++j)
 #pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          const int col = 8 * j + 2 * t + (e & 1);
-          const int ps = col >> log2_page;
-          const bool real = ps < npages && (col & (P - 1)) < window[first + min(ps, npages - 1)].valid;
-          const bool ok = real && (((e < 2 ? allowed_lo : allowed_hi) >> ps) & 1u);
-          s[j][e] = ok ? s[j][e] * p.scale_log2 : -INFINITY;
-          tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
+          for (int e = 0; e < 4; ++e) {
+            s[j][e] *= p.scale_log2;
+            tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
+          }
+      } else {
+        int valid_len[kTileRows / 16];  // per page slot; P >= 16, so at most four slots
+        uint32_t allowed_lo = 0, allowed_hi = 0;  // bit ps: page slot ps allowed for the row
+#pragma unroll
+        for (int ps = 0; ps < kTileRows / 16; ++ps) {
+          valid_len[ps] = ps < npages ? window[first + ps].valid : 0;
+          if (ps >= npages) continue;
+          const int logical = window[first + ps].logical;
+          if (!mask_lo || (mask_lo[logical >> 5] >> (logical & 31) & 1u)) allowed_lo |= 1u << ps;
+          if (!mask_hi || (mask_hi[logical >> 5] >> (logical & 31) & 1u)) allowed_hi |= 1u << ps;
         }
+#pragma unroll
+        for (int j = 0; j < 8; ++j)
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            const int col = 8 * j + 2 * t + (e & 1);
+            const int ps = col >> log2_page;
+            const int len = ps == 0 ? valid_len[0] : ps == 1 ? valid_len[1] : ps == 2 ? valid_len[2] : valid_len[3];
+            const bool ok = (col & (P - 1)) < len && (((e < 2 ? allowed_lo : allowed_hi) >> ps) & 1u);
+            s[j][e] = ok ? s[j][e] * p.scale_log2 : -INFINITY;
+            tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
+          }
+      }
       float m_use[2];
 #pragma unroll
       for (int h = 0; h < 2; ++h) {

@@ -101,14 +101,16 @@ struct TopKParams {
   int num_pages = 0;
   bool keep_last = false;  ///< QUEST: the last page is always kept and not a candidate
   int k = 0;               ///< pages chosen among the candidates
-  uint8_t* union_flags = nullptr;  ///< [Hk, num_pages] set to 1 where chosen (nullable)
+  uint8_t* union_flags = nullptr;  ///< [Hk, flag_stride] set to 1 where chosen (nullable)
+  int flag_stride = 0;             ///< a multiple of 4, >= num_pages
   uint32_t* row_bits = nullptr;    ///< [Hk, rows_per_kv_head, words] (nullable)
   int words = 0;
 };
 
 /// Compaction of union flags into page lists (flags are cleared for the next step).
 struct UnionParams {
-  uint8_t* flags = nullptr;  ///< [Hk, num_pages]
+  uint8_t* flags = nullptr;  ///< [Hk, flag_stride]
+  int flag_stride = 0;       ///< a multiple of 4, >= num_pages
   int num_pages = 0;
   int32_t* pages = nullptr;  ///< [Hk, list_stride]
   int list_stride = 0;

@@ -1,11 +1,15 @@
 // Per-row top-k page selection (radix select), and the union of the selections per KV head
 // compacted into page lists.
 //
-// A CTA selects for one row: four 8-bit radix passes over order-preserving keys find the k-th
-// largest score T; then, in page order, every score > T is taken and the lowest-index ties at
-// T fill the rest (the CPU reference's tie rule). Each warp's 32 consecutive pages form one
-// bitmap word (a ballot), so the row's bitmap is written whole with no atomics.
+// A CTA selects for one row. Its scores are staged in shared memory as order-preserving keys;
+// four 8-bit radix passes find the k-th largest key T. Every key > T is taken; of the keys
+// equal to T the lowest indices fill the rest (the CPU reference's tie rule). Exact ties are
+// rare, so when all of them are taken the selection is a plain compare; otherwise an ordered
+// scan ranks them. Each warp's 32 consecutive pages form one bitmap word (a ballot), so the
+// row's bitmap is written whole with no atomics.
 #include <cub/block/block_scan.cuh>
+
+#include <algorithm>
 
 #include "common.cuh"
 #include "launchers.hpp"
@@ -27,7 +31,8 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   __shared__ typename Scan::TempStorage scan_storage;
   __shared__ int hist[256];
   __shared__ uint32_t found_prefix;
-  __shared__ int found_remaining;
+  __shared__ int found_remaining, found_count;
+  extern __shared__ uint32_t keys[];  // [candidates]
 
   const int row = blockIdx.x, kvh = blockIdx.y, tid = threadIdx.x;
   const int valid_rows = p.active_count ? *p.active_count * p.group : p.rows_per_kv_head;
@@ -38,16 +43,19 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   const int candidates = p.keep_last ? n - 1 : n;
   const bool take_all = p.k >= candidates;
 
-  uint32_t threshold = 0, prefix_mask = 0;
+  uint32_t threshold = 0;
   int ties_to_take = 0;
+  bool ordered_ties = false;
   if (!take_all) {
+    for (int i = tid; i < candidates; i += kSelectThreads) keys[i] = ordered_key(scores[i]);
+    uint32_t prefix_mask = 0;
     int remaining = p.k;
     for (int pass = 0; pass < 4; ++pass) {
       const int shift = 24 - 8 * pass;
       hist[tid] = 0;  // kSelectThreads == 256 bins
       __syncthreads();
       for (int i = tid; i < candidates; i += kSelectThreads) {
-        const uint32_t key = ordered_key(scores[i]);
+        const uint32_t key = keys[i];
         if ((key & prefix_mask) == threshold) atomicAdd(&hist[(key >> shift) & 255], 1);
       }
       __syncthreads();
@@ -58,6 +66,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
       if (at_or_above >= remaining && at_or_above - count < remaining) {
         found_prefix = threshold | (static_cast<uint32_t>(255 - tid) << shift);
         found_remaining = remaining - (at_or_above - count);
+        found_count = count;  // after the last pass: how many keys equal T exactly
       }
       __syncthreads();
       threshold = found_prefix;
@@ -65,45 +74,57 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
       prefix_mask |= 255u << shift;
     }
     ties_to_take = remaining;
+    ordered_ties = ties_to_take < found_count;
   }
 
-  uint8_t* flags = p.union_flags ? p.union_flags + static_cast<size_t>(kvh) * n : nullptr;
+  uint8_t* flags = p.union_flags ? p.union_flags + static_cast<size_t>(kvh) * p.flag_stride : nullptr;
   uint32_t* bits = p.row_bits ? p.row_bits + row_index * p.words : nullptr;
   int ties_taken = 0;
   for (int base = 0; base < n; base += kSelectThreads) {
     const int i = base + tid;
     const bool candidate = i < candidates;
-    const uint32_t key = candidate ? ordered_key(scores[i]) : 0u;
-    const bool tie = candidate && !take_all && key == threshold;
-    int tie_rank, ties_here;
-    Scan(scan_storage).ExclusiveSum(tie ? 1 : 0, tie_rank, ties_here);
-    bool chosen = take_all ? candidate
-                           : candidate && (key > threshold || (tie && ties_taken + tie_rank < ties_to_take));
+    const uint32_t key = candidate && !take_all ? keys[i] : 0u;
+    bool chosen;
+    if (take_all) {
+      chosen = candidate;
+    } else if (!ordered_ties) {
+      chosen = candidate && key >= threshold;
+    } else {  // some ties at T are left out: rank them in page order
+      const bool tie = candidate && key == threshold;
+      int tie_rank, ties_here;
+      Scan(scan_storage).ExclusiveSum(tie ? 1 : 0, tie_rank, ties_here);
+      chosen = candidate && (key > threshold || (tie && ties_taken + tie_rank < ties_to_take));
+      ties_taken += ties_here;
+      __syncthreads();  // scan_storage is reused
+    }
     if (p.keep_last && i == n - 1) chosen = true;
-    ties_taken += ties_here;
     if (flags && chosen) flags[i] = 1;
     const uint32_t word = __ballot_sync(0xffffffffu, chosen);
     const int word_start = base + (tid / 32) * 32;
     if (bits && tid % 32 == 0 && word_start < n) bits[word_start / 32] = word;
-    __syncthreads();  // scan_storage is reused
   }
 }
 
+// One CTA per KV head; each thread takes four flags at a time (one 32-bit load).
 __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ UnionParams p) {
   using Scan = cub::BlockScan<int, kUnionThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   const int kvh = blockIdx.x;
-  uint8_t* flags = p.flags + static_cast<size_t>(kvh) * p.num_pages;
+  uint8_t* flags = p.flags + static_cast<size_t>(kvh) * p.flag_stride;
   int32_t* pages = p.pages + static_cast<size_t>(kvh) * p.list_stride;
   int written = 0;
-  for (int base = 0; base < p.num_pages; base += kUnionThreads) {
-    const int i = base + threadIdx.x;
-    const int flag = i < p.num_pages ? flags[i] : 0;
+  for (int base = 0; base < p.num_pages; base += 4 * kUnionThreads) {
+    const int i = base + 4 * threadIdx.x;
+    uint32_t four = 0;
+    if (i < p.num_pages) four = *reinterpret_cast<const uint32_t*>(flags + i);  // stride % 4 == 0
+    const int count = __popc(four & 0x01010101u);
     int pos, total;
-    Scan(scan_storage).ExclusiveSum(flag, pos, total);
-    if (flag) {
-      pages[written + pos] = i;
-      flags[i] = 0;  // clean for the next step
+    Scan(scan_storage).ExclusiveSum(count, pos, total);
+    if (four) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if ((four >> (8 * j)) & 1u) pages[written + pos++] = i + j;
+      *reinterpret_cast<uint32_t*>(flags + i) = 0u;  // clean for the next step
     }
     written += total;
     __syncthreads();
@@ -115,7 +136,16 @@ __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_const
 
 void launch_topk(const TopKParams& p, int num_kv_heads, cudaStream_t stream) {
   if (p.num_pages == 0 || p.rows_per_kv_head == 0) return;
-  topk_kernel<<<dim3(p.rows_per_kv_head, num_kv_heads), kSelectThreads, 0, stream>>>(p);
+  const size_t smem = static_cast<size_t>(std::max(p.num_pages, 1)) * sizeof(uint32_t);
+  if (smem > 48 * 1024) {
+    static size_t granted = 48 * 1024;  // raise the opt-in only when a larger prefix needs it
+    if (smem > granted) {
+      LOSA_CUDA_CHECK(cudaFuncSetAttribute(topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                           static_cast<int>(smem)));
+      granted = smem;
+    }
+  }
+  topk_kernel<<<dim3(p.rows_per_kv_head, num_kv_heads), kSelectThreads, smem, stream>>>(p);
   check_launch("topk_kernel");
 }
 

@@ -101,7 +101,8 @@ TEST_P(GpuKernelTest, QuestScoresAndTopKMatchReference) {
 
   const int budget_pages = 3;
   const int words = (n + 31) / 32;
-  cuda::DeviceBuffer flags(static_cast<size_t>(c.num_kv_heads) * n), bits(static_cast<size_t>(c.num_kv_heads) * max_rows * words * 4);
+  const int flag_stride = (n + 3) / 4 * 4;
+  cuda::DeviceBuffer flags(static_cast<size_t>(c.num_kv_heads) * flag_stride), bits(static_cast<size_t>(c.num_kv_heads) * max_rows * words * 4);
   flags.fill_bytes(0);
   cuda::TopKParams tp;
   tp.scores = scores.as<float>();
@@ -113,6 +114,7 @@ TEST_P(GpuKernelTest, QuestScoresAndTopKMatchReference) {
   tp.keep_last = true;
   tp.k = budget_pages;
   tp.union_flags = flags.as<uint8_t>();
+  tp.flag_stride = flag_stride;
   tp.row_bits = bits.as<uint32_t>();
   tp.words = words;
   cuda::launch_topk(tp, c.num_kv_heads, nullptr);
@@ -144,7 +146,7 @@ TEST_P(GpuKernelTest, QuestScoresAndTopKMatchReference) {
         if (b[p >> 5] >> (p & 31) & 1u) {
           if (p == n - 1) has_last = true;
           else chosen.push_back(p);
-          EXPECT_EQ(got_flags[static_cast<size_t>(kvh) * n + p], 1) << "union misses page " << p;
+          EXPECT_EQ(got_flags[static_cast<size_t>(kvh) * flag_stride + p], 1) << "union misses page " << p;
         }
       EXPECT_TRUE(has_last) << "last page not kept";
       EXPECT_TRUE(test::valid_top_k(ref_row, n - 1, budget_pages, chosen, 1e-5 * scale)) << "row " << r;

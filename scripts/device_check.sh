@@ -4,7 +4,7 @@
 # summary under $OUT. Binaries come prebuilt in devbin/ (scripts/build_devbin.sh) so that no
 # device time goes to compiling.
 set -uo pipefail
-OUT=${OUT:-/tmp/losa-out}
+OUT=${OUT:-/tmp/losa-out}/check
 mkdir -p "$OUT"
 bin=${LOSA_DEVBIN:-devbin}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"

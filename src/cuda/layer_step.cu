@@ -24,8 +24,8 @@ struct LayerStepRunner::Impl {
   std::function<void(const char*)> hook;
 
   DeviceBuffer active_tokens, active_count, token_slot, delta, ticket;
-  DeviceBuffer scores, union_flags, row_bits, lists, counts;
-  DeviceBuffer sparsed_lists, sparsed_counts, sparsed_bits, mass, lse_full;
+  DeviceBuffer scores, union_flags, row_bits, lists, phys_lists, counts;
+  DeviceBuffer sparsed_lists, sparsed_phys, sparsed_counts, sparsed_bits, mass, lse_full;
   DeviceBuffer partial_o, partial_lse, prefix_o, prefix_lse, q_ref, k_ref, v_ref;
 
   // What the last run did, for last_stats().
@@ -82,6 +82,8 @@ LayerStepRunner::LayerStepRunner(const BlockShape& shape, const PagedKVConfig& k
   s.union_flags.fill_bytes(0);  // the union kernel leaves it clean after every use
   s.row_bits = DeviceBuffer(Hk * s.max_rows * s.words * 4);
   s.lists = DeviceBuffer(Hk * pages * 4);
+  s.phys_lists = DeviceBuffer(Hk * pages * 4);
+  s.sparsed_phys = DeviceBuffer(Hk * pages * 4);
   s.counts = DeviceBuffer(Hk * 4);
   s.sparsed_lists = DeviceBuffer(Hk * pages * 4);
   s.sparsed_counts = DeviceBuffer(Hk * 4);
@@ -201,13 +203,14 @@ void LayerStepRunner::run(const DevicePagedKV& kv, const DeviceStepIO& io, Strea
     launch_topk(tp, Hk, stream);
     s.mark("union");
     UnionParams up{s.union_flags.as<uint8_t>(), s.flag_stride, n, s.lists.as<int32_t>(), s.max_pages,
-                   s.counts.as<int32_t>()};
+                   s.counts.as<int32_t>(), kv.page_table(), s.phys_lists.as<int32_t>()};
     launch_union(up, Hk, stream);
-    list = PageListView{s.lists.as<int32_t>(), s.counts.as<int32_t>(), s.max_pages};
+    list = PageListView{s.lists.as<int32_t>(), s.phys_lists.as<int32_t>(), s.counts.as<int32_t>(), s.max_pages};
     if (own) mask = RowMaskView{s.row_bits.as<uint32_t>(), s.words, s.max_rows, false};
     s.loaded = Impl::Loaded::quest_lists;
   } else if (n > 0 && sparsed_sparse) {
-    list = PageListView{s.sparsed_lists.as<int32_t>(), s.sparsed_counts.as<int32_t>(), s.max_pages};
+    list = PageListView{s.sparsed_lists.as<int32_t>(), s.sparsed_phys.as<int32_t>(),
+                        s.sparsed_counts.as<int32_t>(), s.max_pages};
     if (own) mask = RowMaskView{s.sparsed_bits.as<uint32_t>(), s.words, G, true};
     s.loaded = Impl::Loaded::sparsed_lists;
   }
@@ -286,7 +289,8 @@ void LayerStepRunner::run(const DevicePagedKV& kv, const DeviceStepIO& io, Strea
     tp.words = s.words;
     launch_topk(tp, Hk, stream);
     UnionParams up{s.union_flags.as<uint8_t>(), s.flag_stride, n, s.sparsed_lists.as<int32_t>(),
-                   s.max_pages, s.sparsed_counts.as<int32_t>()};
+                   s.max_pages, s.sparsed_counts.as<int32_t>(), kv.page_table(),
+                   s.sparsed_phys.as<int32_t>()};
     launch_union(up, Hk, stream);
   }
   s.mark("done");

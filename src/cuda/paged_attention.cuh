@@ -12,9 +12,9 @@
 namespace losa::cuda {
 
 struct WindowPage {
-  int phys;     // physical page
-  int logical;  // logical page in the sequence
-  int valid;    // valid tokens in the page
+  size_t offset;  // element offset of the page's [P, D] block for this KV head
+  int logical;    // logical page in the sequence
+  int valid;      // valid tokens in the page
 };
 
 template <typename T, int D>
@@ -87,8 +87,11 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
     const int entries = min(count, win_end * tile_pages) - entry0;
     __syncthreads();  // the previous window's tiles and pages are consumed
     for (int e = threadIdx.x; e < entries; e += Cfg::kThreads) {
-      const int logical = p.list.pages ? p.list.pages[kvh * p.list.list_stride + entry0 + e] : entry0 + e;
-      window[e] = {p.kv.page_table[logical], logical,
+      const size_t at = static_cast<size_t>(kvh) * p.list.list_stride + entry0 + e;
+      const int logical = p.list.pages ? p.list.pages[at] : entry0 + e;
+      // The union kernel stores physical pages beside logical ones: no dependent load here.
+      const int phys = p.list.phys ? p.list.phys[at] : p.kv.page_table[logical];
+      window[e] = {(static_cast<size_t>(phys) * p.kv.num_kv_heads + kvh) * P * D, logical,
                    logical == p.kv.num_pages - 1 ? p.kv.last_page_len : P};
     }
     __syncthreads();
@@ -96,18 +99,17 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
     auto issue = [&](int i) {
       const int first = i * tile_pages;
       const int npages = min(tile_pages, entries - first);
+      size_t offset[4];
+      int valid[4];
+#pragma unroll
+      for (int ps = 0; ps < 4; ++ps) {
+        const bool in = ps < npages;
+        offset[ps] = in ? window[first + ps].offset : 0;
+        valid[ps] = in ? window[first + ps].valid : 0;
+      }
       char* k_tile = tiles + (i % Cfg::kStages) * 2 * Cfg::kTileBytes;
-      auto row_src = [&](const T* base) {
-        return [=](int row) -> const void* {
-          const int ps = row >> log2_page, slot = row & (P - 1);
-          if (ps >= npages) return nullptr;
-          const WindowPage wp = window[first + ps];
-          if (slot >= wp.valid) return nullptr;
-          return base + ((static_cast<size_t>(wp.phys) * p.kv.num_kv_heads + kvh) * P + slot) * D;
-        };
-      };
-      load_tile_async<T, D, Cfg::kThreads>(k_tile, keys, row_src(keys));
-      load_tile_async<T, D, Cfg::kThreads>(k_tile + Cfg::kTileBytes, values, row_src(values));
+      load_kv_pages_async<T, D, Cfg::kThreads>(k_tile, k_tile + Cfg::kTileBytes, keys, values, offset,
+                                               valid, log2_page);
     };
 #pragma unroll
     for (int i = 0; i < Cfg::kStages - 1; ++i) {

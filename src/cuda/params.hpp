@@ -30,7 +30,8 @@ struct ActiveSetView {
 
 /// Pages each KV head loads: a compacted list of logical pages per KV head, or every page.
 struct PageListView {
-  const int32_t* pages = nullptr;   ///< [Hk, list_stride]; null: every page (dense)
+  const int32_t* pages = nullptr;   ///< [Hk, list_stride] logical pages; null: every page (dense)
+  const int32_t* phys = nullptr;    ///< [Hk, list_stride] their physical pages (nullable)
   const int32_t* counts = nullptr;  ///< [Hk]
   int list_stride = 0;
 };
@@ -112,9 +113,11 @@ struct UnionParams {
   uint8_t* flags = nullptr;  ///< [Hk, flag_stride]
   int flag_stride = 0;       ///< a multiple of 4, >= num_pages
   int num_pages = 0;
-  int32_t* pages = nullptr;  ///< [Hk, list_stride]
+  int32_t* pages = nullptr;  ///< [Hk, list_stride] logical pages
   int list_stride = 0;
   int32_t* counts = nullptr;  ///< [Hk]
+  const int32_t* page_table = nullptr;  ///< logical -> physical (with phys: written beside pages)
+  int32_t* phys = nullptr;              ///< [Hk, list_stride] (nullable)
 };
 
 /// Split merge, LoSA cache update, block part and final merge: one warp per (token, head).

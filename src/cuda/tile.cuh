@@ -35,6 +35,36 @@ __device__ __forceinline__ void load_tile_async(char* tile, const void* any_vali
   }
 }
 
+/// Issues the cp.async copies of one 64-token K tile and V tile gathered from up to four pages
+/// (page size 16, 32 or 64). page_offset[ps]: element offset of page slot ps's [P, D] block in
+/// keys/values; valid[ps]: its valid tokens (0 for a slot past the list). Each thread copies a
+/// fixed 16-byte column of rows r0, r0 + R, ... (R a multiple of 8), so its swizzled shared
+/// address is fixed per row step and only the page and slot vary: a few instructions per copy.
+template <typename T, int D, int kThreads>
+__device__ __forceinline__ void load_kv_pages_async(char* k_tile, char* v_tile, const T* keys,
+                                                    const T* values, const size_t (&page_offset)[4],
+                                                    const int (&valid)[4], int log2_page) {
+  using S = TileShape<T, D>;
+  constexpr int kRowsPerPass = kThreads / S::kRowChunks;
+  static_assert(kRowsPerPass % 8 == 0, "the swizzle assumes rows stepping by multiples of 8");
+  const int chunk = threadIdx.x % S::kRowChunks, r0 = threadIdx.x / S::kRowChunks;
+  const uint32_t lane_offset = (r0 * S::kRowChunks + (chunk ^ (r0 & 7))) * 16;
+  const uint32_t k_base = smem_addr(k_tile) + lane_offset, v_base = smem_addr(v_tile) + lane_offset;
+  const int page_mask = (1 << log2_page) - 1;
+#pragma unroll
+  for (int i = 0; i < kTileRows / kRowsPerPass; ++i) {
+    const int row = r0 + i * kRowsPerPass;
+    const int ps = row >> log2_page, slot = row & page_mask;
+    const size_t off = ps == 0 ? page_offset[0] : ps == 1 ? page_offset[1] : ps == 2 ? page_offset[2] : page_offset[3];
+    const int len = ps == 0 ? valid[0] : ps == 1 ? valid[1] : ps == 2 ? valid[2] : valid[3];
+    const bool ok = slot < len;
+    const size_t e = ok ? off + static_cast<size_t>(slot) * D + chunk * 8 : 0;
+    const uint32_t dst = i * kRowsPerPass * S::kRowChunks * 16;
+    cp_async_16(k_base + dst, keys + e, ok ? 16 : 0);
+    cp_async_16(v_base + dst, values + e, ok ? 16 : 0);
+  }
+}
+
 /// A fragments of a warp's 16 query rows (rows g and g+8 of this lane), straight from global.
 /// A null row reads as zeros.
 template <typename T, int D>

@@ -54,9 +54,15 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
       const int shift = 24 - 8 * pass;
       hist[tid] = 0;  // kSelectThreads == 256 bins
       __syncthreads();
-      for (int i = tid; i < candidates; i += kSelectThreads) {
-        const uint32_t key = keys[i];
-        if ((key & prefix_mask) == threshold) atomicAdd(&hist[(key >> shift) & 255], 1);
+      // Scores of a row share their top bits, so most keys hit a few bins: lanes with the same
+      // bin are counted by one atomic (warp aggregation), not serialised one by one.
+      for (int base = 0; base < candidates; base += kSelectThreads) {
+        const int i = base + tid;
+        const uint32_t key = i < candidates ? keys[i] : 0u;
+        const bool in = i < candidates && (key & prefix_mask) == threshold;
+        const uint32_t bin = (key >> shift) & 255;
+        const uint32_t peers = __match_any_sync(0xffffffffu, in ? bin : 256u + tid % 32);
+        if (in && __ffs(peers) - 1 == tid % 32) atomicAdd(&hist[bin], __popc(peers));
       }
       __syncthreads();
       // Thread i holds digit 255 - i: its inclusive sum counts keys with digit >= 255 - i.
@@ -123,7 +129,10 @@ __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_const
     if (four) {
 #pragma unroll
       for (int j = 0; j < 4; ++j)
-        if ((four >> (8 * j)) & 1u) pages[written + pos++] = i + j;
+        if ((four >> (8 * j)) & 1u) {
+          if (p.phys) p.phys[static_cast<size_t>(kvh) * p.list_stride + written + pos] = p.page_table[i + j];
+          pages[written + pos++] = i + j;
+        }
       *reinterpret_cast<uint32_t*>(flags + i) = 0u;  // clean for the next step
     }
     written += total;

@@ -3,6 +3,7 @@
 // (an atomic ticket) selects, so the whole thing is one launch with no host round trip.
 #include "common.cuh"
 #include "dispatch.cuh"
+#include "launch.cuh"
 #include "launchers.hpp"
 
 namespace losa::cuda {
@@ -52,6 +53,7 @@ __device__ double normalised(float diff, float norm) {
 
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) active_set_kernel(const __grid_constant__ ActiveSetParams p) {
+  wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   const int B = p.block_size;
   if (p.rule != 0) {
     const int token = blockIdx.x;
@@ -119,7 +121,7 @@ __global__ void __launch_bounds__(kThreads) active_set_kernel(const __grid_const
 
 template <typename T, int D>
 void launch(const ActiveSetParams& p, cudaStream_t stream) {
-  active_set_kernel<T, D><<<p.rule == 0 ? 1 : p.block_size, kThreads, 0, stream>>>(p);
+  launch_kernel(active_set_kernel<T, D>, p.rule == 0 ? 1 : p.block_size, kThreads, 0, stream, p);
   check_launch("active_set_kernel");
 }
 

@@ -3,6 +3,7 @@
 // append is recomputed over all its tokens, so no old bound is trusted).
 #include "common.cuh"
 #include "dispatch.cuh"
+#include "launch.cuh"
 #include "launchers.hpp"
 
 namespace losa::cuda {

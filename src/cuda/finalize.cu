@@ -6,6 +6,7 @@
 //   output:      the LSE merge of the two.
 #include "common.cuh"
 #include "dispatch.cuh"
+#include "launch.cuh"
 #include "launchers.hpp"
 
 namespace losa::cuda {
@@ -33,6 +34,7 @@ __device__ __forceinline__ void copy_row(const T* src, T* dst) {
 template <typename T, int D>
 __global__ void __launch_bounds__(kMaxWarps * 32)
     finalize_kernel(const __grid_constant__ FinalizeParams p) {
+  wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   constexpr int kPer = D / 32;                               // elements per lane, contiguous
   extern __shared__ __align__(16) unsigned char block_kv[];  // keys then values, [B, D] each
   const int Hq = p.num_q_heads, Hk = p.num_kv_heads, group = Hq / Hk, B = p.block_size;
@@ -165,7 +167,7 @@ void launch(const FinalizeParams& p, cudaStream_t stream) {
   const int group = p.num_q_heads / p.num_kv_heads;
   const int warps = group < kMaxWarps ? group : kMaxWarps;
   const size_t smem = 2ull * p.block_size * D * sizeof(T);  // <= 32 KB for B <= 64
-  finalize_kernel<T, D><<<p.block_size * p.num_kv_heads, warps * 32, smem, stream>>>(p);
+  launch_kernel(finalize_kernel<T, D>, p.block_size * p.num_kv_heads, warps * 32, smem, stream, p);
   check_launch("finalize_kernel");
 }
 

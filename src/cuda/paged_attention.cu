@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "dispatch.cuh"
+#include "launch.cuh"
 #include "launchers.hpp"
 #include "paged_attention.cuh"
 
@@ -20,7 +21,7 @@ void launch(const PagedAttentionParams& p, int row_tiles, cudaStream_t stream) {
       paged_attention_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   LOSA_CUDA_CHECK(attr);
   const dim3 grid(row_tiles, p.num_splits, p.kv.num_kv_heads);
-  paged_attention_kernel<T, D><<<grid, Cfg::kThreads, Cfg::kSmemBytes, stream>>>(p);
+  launch_kernel(paged_attention_kernel<T, D>, grid, Cfg::kThreads, Cfg::kSmemBytes, stream, p);
   check_launch("paged_attention_kernel");
 }
 }  // namespace

@@ -6,6 +6,7 @@
 // tiles through a 3-stage cp.async pipeline; it writes a partial (o, lse) per row, merged across
 // splits by the finalize kernel. The page list's length lives on the device: every split
 // derives its range from it, so the launch needs no host synchronisation.
+#include "launch.cuh"
 #include "params.hpp"
 #include "tile.cuh"
 
@@ -34,6 +35,7 @@ struct PagedAttentionConfig {
 
 template <typename T, int D>
 __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_constant__ PagedAttentionParams p) {
+  wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   using Cfg = PagedAttentionConfig<T, D>;
   extern __shared__ __align__(128) char smem[];
   char* tiles = smem;

@@ -2,6 +2,7 @@
 // q+ . max + q- . min with q+ = max(q, 0), q- = min(q, 0): two matrix products of the packed
 // rows against the pages' bound vectors, exact in bf16/f16 operands with fp32 accumulation.
 #include "dispatch.cuh"
+#include "launch.cuh"
 #include "launchers.hpp"
 #include "tile.cuh"
 
@@ -16,6 +17,7 @@ __device__ __forceinline__ uint32_t negative_part(uint32_t x) { return x & sign_
 
 template <typename T, int D>
 __global__ void __launch_bounds__(128) quest_scores_kernel(const __grid_constant__ QuestScoreParams p) {
+  wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   using S = TileShape<T, D>;
   __shared__ __align__(128) char tiles[2 * S::kBytes];  // key_max then key_min of 64 pages
   const int page0 = blockIdx.x * kTileRows, kvh = blockIdx.y, row0 = blockIdx.z * kRowsPerCta;
@@ -75,7 +77,7 @@ __global__ void __launch_bounds__(128) quest_scores_kernel(const __grid_constant
 template <typename T, int D>
 void launch(const QuestScoreParams& p, int row_tiles, cudaStream_t stream) {
   const dim3 grid(ceil_div(p.kv.num_pages, kTileRows), p.kv.num_kv_heads, row_tiles);
-  quest_scores_kernel<T, D><<<grid, 128, 0, stream>>>(p);
+  launch_kernel(quest_scores_kernel<T, D>, grid, 128, 0, stream, p);
   check_launch("quest_scores_kernel");
 }
 

@@ -3,6 +3,7 @@
 // from the same tensor-core step as attention; per-page sums are reduced in the warp, then per
 // head in shared memory, then added to the global mass.
 #include "dispatch.cuh"
+#include "launch.cuh"
 #include "launchers.hpp"
 #include "tile.cuh"
 
@@ -14,6 +15,7 @@ constexpr int kMaxTilePages = kTileRows / 16;
 
 template <typename T, int D>
 __global__ void __launch_bounds__(128) sparsed_mass_kernel(const __grid_constant__ SparsedMassParams p) {
+  wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   __shared__ __align__(128) char tile[TileShape<T, D>::kBytes];
   __shared__ float head_mass[kMaxGroup * kMaxTilePages];
   const int kvh = blockIdx.y, row0 = blockIdx.z * kRowsPerCta;
@@ -91,7 +93,7 @@ template <typename T, int D>
 void launch(const SparsedMassParams& p, int row_tiles, cudaStream_t stream) {
   const int tile_pages = kTileRows / p.kv.page_size;
   const dim3 grid(ceil_div(p.kv.num_pages, tile_pages), p.kv.num_kv_heads, row_tiles);
-  sparsed_mass_kernel<T, D><<<grid, 128, 0, stream>>>(p);
+  launch_kernel(sparsed_mass_kernel<T, D>, grid, 128, 0, stream, p);
   check_launch("sparsed_mass_kernel");
 }
 

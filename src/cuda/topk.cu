@@ -2,16 +2,18 @@
 // compacted into page lists.
 //
 // A CTA selects for one row. Its scores are staged in shared memory as order-preserving keys;
-// four 8-bit radix passes find the k-th largest key T. Every key > T is taken; of the keys
+// 8-bit radix passes over key - min (at most four) find the k-th largest key T. Every key > T is taken; of the keys
 // equal to T the lowest indices fill the rest (the CPU reference's tie rule). Exact ties are
 // rare, so when all of them are taken the selection is a plain compare; otherwise an ordered
 // scan ranks them. Each warp's 32 consecutive pages form one bitmap word (a ballot), so the
 // row's bitmap is written whole with no atomics.
+#include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
 #include <algorithm>
 
 #include "common.cuh"
+#include "launch.cuh"
 #include "launchers.hpp"
 
 namespace losa::cuda {
@@ -27,6 +29,7 @@ __device__ __forceinline__ uint32_t ordered_key(float f) {
 }
 
 __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_constant__ TopKParams p) {
+  wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   using Scan = cub::BlockScan<int, kSelectThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   __shared__ int hist[256];
@@ -47,22 +50,37 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   int ties_to_take = 0;
   bool ordered_ties = false;
   if (!take_all) {
-    for (int i = tid; i < candidates; i += kSelectThreads) keys[i] = ordered_key(scores[i]);
-    uint32_t prefix_mask = 0;
-    int remaining = p.k;
-    for (int pass = 0; pass < 4; ++pass) {
-      const int shift = 24 - 8 * pass;
+    // Radix select on key - min_key, from the highest bit of the range down, 8 bits a pass:
+    // a row's scores share their top bits, so digits of the raw key would pile into one or two
+    // histogram bins (serialised atomics); offset by the minimum they spread out.
+    using Reduce = cub::BlockReduce<uint32_t, kSelectThreads>;
+    __shared__ typename Reduce::TempStorage reduce_storage;
+    __shared__ uint32_t key_min, key_max;
+    uint32_t lo = 0xffffffffu, hi = 0u;
+    for (int i = tid; i < candidates; i += kSelectThreads) {
+      const uint32_t key = ordered_key(scores[i]);
+      keys[i] = key;
+      lo = min(lo, key);
+      hi = max(hi, key);
+    }
+    lo = Reduce(reduce_storage).Reduce(lo, [](uint32_t a, uint32_t b) { return min(a, b); });
+    __syncthreads();
+    hi = Reduce(reduce_storage).Reduce(hi, [](uint32_t a, uint32_t b) { return max(a, b); });
+    if (tid == 0) {
+      key_min = lo;
+      key_max = hi;
+    }
+    __syncthreads();
+    const uint32_t base = key_min, range = key_max - key_min;
+    uint32_t prefix = 0, prefix_mask = 0;
+    int remaining = p.k, equal_count = candidates;
+    for (int top = range ? 31 - __clz(range) : -1; top >= 0;) {
+      const int low = max(top - 7, 0), width_mask = (1 << (top - low + 1)) - 1;
       hist[tid] = 0;  // kSelectThreads == 256 bins
       __syncthreads();
-      // Scores of a row share their top bits, so most keys hit a few bins: lanes with the same
-      // bin are counted by one atomic (warp aggregation), not serialised one by one.
-      for (int base = 0; base < candidates; base += kSelectThreads) {
-        const int i = base + tid;
-        const uint32_t key = i < candidates ? keys[i] : 0u;
-        const bool in = i < candidates && (key & prefix_mask) == threshold;
-        const uint32_t bin = (key >> shift) & 255;
-        const uint32_t peers = __match_any_sync(0xffffffffu, in ? bin : 256u + tid % 32);
-        if (in && __ffs(peers) - 1 == tid % 32) atomicAdd(&hist[bin], __popc(peers));
+      for (int i = tid; i < candidates; i += kSelectThreads) {
+        const uint32_t offset = keys[i] - base;
+        if ((offset & prefix_mask) == prefix) atomicAdd(&hist[(offset >> low) & width_mask], 1);
       }
       __syncthreads();
       // Thread i holds digit 255 - i: its inclusive sum counts keys with digit >= 255 - i.
@@ -70,17 +88,20 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
       int at_or_above;
       Scan(scan_storage).InclusiveSum(count, at_or_above);
       if (at_or_above >= remaining && at_or_above - count < remaining) {
-        found_prefix = threshold | (static_cast<uint32_t>(255 - tid) << shift);
+        found_prefix = prefix | (static_cast<uint32_t>(255 - tid) << low);
         found_remaining = remaining - (at_or_above - count);
-        found_count = count;  // after the last pass: how many keys equal T exactly
+        found_count = count;
       }
       __syncthreads();
-      threshold = found_prefix;
+      prefix = found_prefix;
       remaining = found_remaining;
-      prefix_mask |= 255u << shift;
+      equal_count = found_count;  // after the last pass: keys equal to the threshold
+      prefix_mask |= static_cast<uint32_t>(width_mask) << low;
+      top = low - 1;
     }
+    threshold = base + prefix;
     ties_to_take = remaining;
-    ordered_ties = ties_to_take < found_count;
+    ordered_ties = ties_to_take < equal_count;
   }
 
   uint8_t* flags = p.union_flags ? p.union_flags + static_cast<size_t>(kvh) * p.flag_stride : nullptr;
@@ -113,6 +134,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
 
 // One CTA per KV head; each thread takes four flags at a time (one 32-bit load).
 __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ UnionParams p) {
+  wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   using Scan = cub::BlockScan<int, kUnionThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   const int kvh = blockIdx.x;
@@ -154,12 +176,12 @@ void launch_topk(const TopKParams& p, int num_kv_heads, cudaStream_t stream) {
       granted = smem;
     }
   }
-  topk_kernel<<<dim3(p.rows_per_kv_head, num_kv_heads), kSelectThreads, smem, stream>>>(p);
+  launch_kernel(topk_kernel, dim3(p.rows_per_kv_head, num_kv_heads), kSelectThreads, smem, stream, p);
   check_launch("topk_kernel");
 }
 
 void launch_union(const UnionParams& p, int num_kv_heads, cudaStream_t stream) {
-  union_kernel<<<num_kv_heads, kUnionThreads, 0, stream>>>(p);
+  launch_kernel(union_kernel, num_kv_heads, kUnionThreads, 0, stream, p);
   check_launch("union_kernel");
 }
 

@@ -1,0 +1,51 @@
+#pragma once
+// Kernel launches with programmatic dependent launch (PDL, sm_90): a kernel may be scheduled
+// while its predecessor on the stream drains, and waits at its top (wait_for_predecessor) until
+// the predecessor's writes are visible. This hides most of the gap between the short kernels of
+// a sparse step. Every kernel launched this way calls wait_for_predecessor() before touching
+// global memory, so the order of the stream is kept exactly. LOSA_PDL=0 turns it off.
+#include <cuda_runtime.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "check.hpp"
+
+namespace losa::cuda {
+
+__device__ __forceinline__ void wait_for_predecessor() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+/// True when the current device supports PDL (sm_90+) and LOSA_PDL is not "0".
+inline bool programmatic_launch_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("LOSA_PDL");
+    if (env && std::strcmp(env, "0") == 0) return false;
+    int device = 0, major = 0;
+    if (cudaGetDevice(&device) != cudaSuccess) return false;
+    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
+    return major >= 9;
+  }();
+  return enabled;
+}
+
+template <typename Params>
+void launch_kernel(void (*kernel)(Params), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
+                   const Params& params) {
+  cudaLaunchConfig_t config = {};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = smem;
+  config.stream = stream;
+  cudaLaunchAttribute attribute[1];
+  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  attribute[0].val.programmaticStreamSerializationAllowed = 1;
+  config.attrs = attribute;
+  config.numAttrs = programmatic_launch_enabled() ? 1 : 0;
+  LOSA_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, params));
+}
+
+}  // namespace losa::cuda

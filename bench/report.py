@@ -52,7 +52,7 @@ def main():
             if any(vals):
                 plt.barh([r["label"] for r in staged], vals, left=left, label=st)
                 left = [l + v for l, v in zip(left, vals)]
-        plt.xlabel("us per layer-step (stages launched without a graph)")
+        plt.xlabel("us per layer-step (events between stages inside the graph)")
         plt.title(f"Stage breakdown, L={a.len}, B={a.block}, {card}")
         plt.legend(fontsize=8)
         plt.tight_layout()

@@ -3,10 +3,7 @@
 # every attention mode on the built-in synthetic workload; on the GPU too where there is one).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/fetch_deps.sh
+scripts/configure.sh
 build=${LOSA_BUILD_DIR:-build}
-gen=()
-command -v ninja >/dev/null && gen=(-G Ninja)
-cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release ${LOSA_CMAKE_ARGS:-}
 cmake --build "$build" -j "$(nproc)" --target losa
 "$build/tools/losa" "$@"

@@ -3,11 +3,7 @@
 # CI sets LOSA_CUDA_ARCHS=90a to build the CUDA code for one architecture only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/fetch_deps.sh
+scripts/configure.sh -DLOSA_TESTS=ON -DLOSA_CUDA_ARCHS="${LOSA_CUDA_ARCHS:-90a;80;86;89}"
 build=${LOSA_BUILD_DIR:-build}
-gen=()
-command -v ninja >/dev/null && gen=(-G Ninja)
-cmake -S . -B "$build" "${gen[@]}" -DCMAKE_BUILD_TYPE=Release -DLOSA_TESTS=ON \
-  -DLOSA_CUDA_ARCHS="${LOSA_CUDA_ARCHS:-90a;80;86;89}" ${LOSA_CMAKE_ARGS:-}
 cmake --build "$build" -j "$(nproc)"
 ctest --test-dir "$build" --output-on-failure -j "$(nproc)" ${LOSA_CTEST_ARGS:-}

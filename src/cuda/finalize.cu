@@ -86,7 +86,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
                 s < p.num_splits ? expf(p.partial_lse[first + s * stride] - m) : 0.0f;
             sum += warp_sum(w_lane);
             const int count = min(32, p.num_splits - s0);
-#pragma unroll 16
+#pragma unroll 8
             for (int i = 0; i < count; ++i) {
               const float w = __shfl_sync(0xffffffffu, w_lane, i);
               const float* po = p.partial_o + (first + (s0 + i) * stride) * D + d0;

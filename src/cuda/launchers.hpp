@@ -22,6 +22,7 @@ void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, cuda
 void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, int row_tiles,
                          cudaStream_t stream);
 void launch_topk(const TopKParams& p, int num_kv_heads, cudaStream_t stream);
+void launch_union(const UnionParams& p, int num_kv_heads, cudaStream_t stream);
 void launch_finalize(DType dtype, int head_dim, const FinalizeParams& p, cudaStream_t stream);
 void launch_sparsed_mass(DType dtype, int head_dim, const SparsedMassParams& p, int row_tiles,
                          cudaStream_t stream);

@@ -23,7 +23,7 @@ struct LayerStepRunner::Impl {
   int step = 0, block_pages = -1;
   std::function<void(const char*)> hook;
 
-  DeviceBuffer active_tokens, active_count, token_slot, delta, ticket, union_tickets;
+  DeviceBuffer active_tokens, active_count, token_slot, delta, ticket;
   DeviceBuffer scores, union_flags, row_bits, lists, phys_lists, counts;
   DeviceBuffer sparsed_lists, sparsed_phys, sparsed_counts, sparsed_bits, mass, lse_full;
   DeviceBuffer partial_o, partial_lse, prefix_o, prefix_lse, q_ref, k_ref, v_ref;
@@ -59,7 +59,7 @@ LayerStepRunner::LayerStepRunner(const BlockShape& shape, const PagedKVConfig& k
   s.kv = kv_config;
   s.mode = mode;
   s.max_pages = max_prefix_pages;
-  s.flag_stride = (max_prefix_pages + 15) / 16 * 16;  // 4-byte aligned rows for the union compaction
+  s.flag_stride = (max_prefix_pages + 15) / 16 * 16;  // 4-byte aligned rows for the union kernel
   s.group = shape.group_size();
   s.max_rows = shape.block_size * s.group;
   s.row_tiles = ceil_div(s.max_rows, kRowsPerCta);
@@ -77,11 +77,9 @@ LayerStepRunner::LayerStepRunner(const BlockShape& shape, const PagedKVConfig& k
   s.delta = DeviceBuffer(B * sizeof(double));
   s.ticket = DeviceBuffer(4);
   s.ticket.fill_bytes(0);
-  s.union_tickets = DeviceBuffer(Hk * 4);
-  s.union_tickets.fill_bytes(0);
   s.scores = DeviceBuffer(Hk * s.max_rows * pages * 4);
   s.union_flags = DeviceBuffer(Hk * s.flag_stride);
-  s.union_flags.fill_bytes(0);  // the union compaction leaves it clean after every use
+  s.union_flags.fill_bytes(0);  // the union kernel leaves it clean after every use
   s.row_bits = DeviceBuffer(Hk * s.max_rows * s.words * 4);
   s.lists = DeviceBuffer(Hk * pages * 4);
   s.phys_lists = DeviceBuffer(Hk * pages * 4);
@@ -202,13 +200,11 @@ void LayerStepRunner::run(const DevicePagedKV& kv, const DeviceStepIO& io, Strea
     tp.flag_stride = s.flag_stride;
     tp.row_bits = own ? s.row_bits.as<uint32_t>() : nullptr;
     tp.words = s.words;
-    tp.tickets = s.union_tickets.as<unsigned>();
-    tp.union_pages = s.lists.as<int32_t>();
-    tp.union_phys = s.phys_lists.as<int32_t>();
-    tp.union_counts = s.counts.as<int32_t>();
-    tp.page_table = kv.page_table();
-    tp.list_stride = s.max_pages;
     launch_topk(tp, Hk, stream);
+    s.mark("union");
+    UnionParams up{s.union_flags.as<uint8_t>(), s.flag_stride, n, s.lists.as<int32_t>(), s.max_pages,
+                   s.counts.as<int32_t>(), kv.page_table(), s.phys_lists.as<int32_t>()};
+    launch_union(up, Hk, stream);
     list = PageListView{s.lists.as<int32_t>(), s.phys_lists.as<int32_t>(), s.counts.as<int32_t>(), s.max_pages};
     if (own) mask = RowMaskView{s.row_bits.as<uint32_t>(), s.words, s.max_rows, false};
     s.loaded = Impl::Loaded::quest_lists;
@@ -291,13 +287,11 @@ void LayerStepRunner::run(const DevicePagedKV& kv, const DeviceStepIO& io, Strea
     tp.flag_stride = s.flag_stride;
     tp.row_bits = s.sparsed_bits.as<uint32_t>();
     tp.words = s.words;
-    tp.tickets = s.union_tickets.as<unsigned>();
-    tp.union_pages = s.sparsed_lists.as<int32_t>();
-    tp.union_phys = s.sparsed_phys.as<int32_t>();
-    tp.union_counts = s.sparsed_counts.as<int32_t>();
-    tp.page_table = kv.page_table();
-    tp.list_stride = s.max_pages;
     launch_topk(tp, Hk, stream);
+    UnionParams up{s.union_flags.as<uint8_t>(), s.flag_stride, n, s.sparsed_lists.as<int32_t>(),
+                   s.max_pages, s.sparsed_counts.as<int32_t>(), kv.page_table(),
+                   s.sparsed_phys.as<int32_t>()};
+    launch_union(up, Hk, stream);
   }
   s.mark("done");
   s.last_step = s.step;

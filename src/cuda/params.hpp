@@ -106,13 +106,18 @@ struct TopKParams {
   int flag_stride = 0;             ///< a multiple of 4, >= num_pages
   uint32_t* row_bits = nullptr;    ///< [Hk, rows_per_kv_head, words] (nullable)
   int words = 0;
-  // The union per KV head, compacted by the last CTA of each KV head to finish (with flags):
-  unsigned* tickets = nullptr;          ///< [Hk], zero before the first launch; reset after use
-  int32_t* union_pages = nullptr;       ///< [Hk, list_stride] logical pages, ascending
-  int32_t* union_phys = nullptr;        ///< [Hk, list_stride] their physical pages
-  int32_t* union_counts = nullptr;      ///< [Hk]
-  const int32_t* page_table = nullptr;  ///< logical -> physical
+};
+
+/// Compaction of union flags into page lists (flags are cleared for the next step).
+struct UnionParams {
+  uint8_t* flags = nullptr;  ///< [Hk, flag_stride]
+  int flag_stride = 0;       ///< a multiple of 4, >= num_pages
+  int num_pages = 0;
+  int32_t* pages = nullptr;  ///< [Hk, list_stride] logical pages
   int list_stride = 0;
+  int32_t* counts = nullptr;  ///< [Hk]
+  const int32_t* page_table = nullptr;  ///< logical -> physical (with phys: written beside pages)
+  int32_t* phys = nullptr;              ///< [Hk, list_stride] (nullable)
 };
 
 /// Split merge, LoSA cache update, block part and final merge: one warp per (token, head).

@@ -1,6 +1,5 @@
 // Per-row top-k page selection (radix select), and the union of the selections per KV head
-// compacted into page lists by the last CTA of each KV head to finish (an atomic ticket), so
-// selection and union are one launch.
+// compacted into page lists.
 //
 // A CTA selects for one row. Its scores are staged in shared memory as order-preserving keys;
 // 8-bit radix passes over key - min (at most four) find the k-th largest key T. Every key > T is taken; of the keys
@@ -21,52 +20,12 @@ namespace losa::cuda {
 namespace {
 
 constexpr int kSelectThreads = 256;
+constexpr int kUnionThreads = 1024;
 
 // Larger float -> larger unsigned key.
 __device__ __forceinline__ uint32_t ordered_key(float f) {
   const uint32_t u = __float_as_uint(f);
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
-}
-
-// The last CTA of a KV head to finish turns the union flags into an ascending page list (and
-// clears them for the next step). Each thread takes four flags at a time (one 32-bit load).
-__device__ void compact_union(const TopKParams& p, int kvh, int valid_rows) {
-  using Scan = cub::BlockScan<int, kSelectThreads>;
-  __shared__ typename Scan::TempStorage scan_storage;
-  __shared__ bool last;
-  __syncthreads();  // every flag of this CTA is stored
-  if (threadIdx.x == 0) {
-    __threadfence();  // ... and visible before the ticket says so
-    last = atomicAdd(&p.tickets[kvh], 1u) == static_cast<unsigned>(valid_rows - 1);
-  }
-  __syncthreads();
-  if (!last) return;
-  __threadfence();
-  uint8_t* flags = p.union_flags + static_cast<size_t>(kvh) * p.flag_stride;
-  const size_t list = static_cast<size_t>(kvh) * p.list_stride;
-  int written = 0;
-  for (int base = 0; base < p.num_pages; base += 4 * kSelectThreads) {
-    const int i = base + 4 * threadIdx.x;
-    uint32_t four = 0;  // flag_stride % 4 == 0; L2 reads: other CTAs wrote these
-    if (i < p.num_pages) four = __ldcg(reinterpret_cast<const unsigned int*>(flags + i));
-    int pos, total;
-    Scan(scan_storage).ExclusiveSum(__popc(four & 0x01010101u), pos, total);
-    if (four) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        if ((four >> (8 * j)) & 1u) {
-          p.union_phys[list + written + pos] = p.page_table[i + j];
-          p.union_pages[list + written + pos++] = i + j;
-        }
-      *reinterpret_cast<uint32_t*>(flags + i) = 0u;
-    }
-    written += total;
-    __syncthreads();
-  }
-  if (threadIdx.x == 0) {
-    p.union_counts[kvh] = written;
-    p.tickets[kvh] = 0u;  // ready for the next launch (graph replays too)
-  }
 }
 
 __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_constant__ TopKParams p) {
@@ -80,7 +39,6 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
 
   const int row = blockIdx.x, kvh = blockIdx.y, tid = threadIdx.x;
   const int valid_rows = p.active_count ? *p.active_count * p.group : p.rows_per_kv_head;
-  if (valid_rows == 0 && row == 0 && tid == 0 && p.union_counts) p.union_counts[kvh] = 0;
   if (row >= valid_rows) return;
   const size_t row_index = static_cast<size_t>(kvh) * p.rows_per_kv_head + row;
   const float* scores = p.scores + row_index * p.score_stride;
@@ -172,7 +130,37 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
     const int word_start = base + (tid / 32) * 32;
     if (bits && tid % 32 == 0 && word_start < n) bits[word_start / 32] = word;
   }
-  if (p.union_pages) compact_union(p, kvh, valid_rows);
+}
+
+// One CTA per KV head; each thread takes four flags at a time (one 32-bit load).
+__global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ UnionParams p) {
+  wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
+  using Scan = cub::BlockScan<int, kUnionThreads>;
+  __shared__ typename Scan::TempStorage scan_storage;
+  const int kvh = blockIdx.x;
+  uint8_t* flags = p.flags + static_cast<size_t>(kvh) * p.flag_stride;
+  int32_t* pages = p.pages + static_cast<size_t>(kvh) * p.list_stride;
+  int written = 0;
+  for (int base = 0; base < p.num_pages; base += 4 * kUnionThreads) {
+    const int i = base + 4 * threadIdx.x;
+    uint32_t four = 0;
+    if (i < p.num_pages) four = *reinterpret_cast<const uint32_t*>(flags + i);  // stride % 4 == 0
+    const int count = __popc(four & 0x01010101u);
+    int pos, total;
+    Scan(scan_storage).ExclusiveSum(count, pos, total);
+    if (four) {
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if ((four >> (8 * j)) & 1u) {
+          if (p.phys) p.phys[static_cast<size_t>(kvh) * p.list_stride + written + pos] = p.page_table[i + j];
+          pages[written + pos++] = i + j;
+        }
+      *reinterpret_cast<uint32_t*>(flags + i) = 0u;  // clean for the next step
+    }
+    written += total;
+    __syncthreads();
+  }
+  if (threadIdx.x == 0) p.counts[kvh] = written;
 }
 
 }  // namespace
@@ -190,6 +178,11 @@ void launch_topk(const TopKParams& p, int num_kv_heads, cudaStream_t stream) {
   }
   launch_kernel(topk_kernel, dim3(p.rows_per_kv_head, num_kv_heads), kSelectThreads, smem, stream, p);
   check_launch("topk_kernel");
+}
+
+void launch_union(const UnionParams& p, int num_kv_heads, cudaStream_t stream) {
+  launch_kernel(union_kernel, num_kv_heads, kUnionThreads, 0, stream, p);
+  check_launch("union_kernel");
 }
 
 }  // namespace losa::cuda

@@ -51,8 +51,7 @@ class LayerStepRunner {
   StepDecisions last_decisions(Stream stream = nullptr) const;
 
   /// Called on the host between the stages a run enqueues, with the next stage's name
-  /// ("active_set", "page_scores", "topk" (with the union), "attention", "finalize",
-  /// "sparsed_select"):
+  /// ("active_set", "page_scores", "topk", "union", "attention", "finalize", "sparsed_select"):
   /// a benchmark records events there for the per-stage breakdown. Empty: no calls.
   void set_stage_hook(std::function<void(const char* stage)> hook);
 

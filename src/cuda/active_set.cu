@@ -54,6 +54,7 @@ __device__ double normalised(float diff, float norm) {
 template <typename T, int D>
 __global__ void __launch_bounds__(kThreads) active_set_kernel(const __grid_constant__ ActiveSetParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
+  allow_successor();
   const int B = p.block_size;
   if (p.rule != 0) {
     const int token = blockIdx.x;

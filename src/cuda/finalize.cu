@@ -35,6 +35,7 @@ template <typename T, int D>
 __global__ void __launch_bounds__(kMaxWarps * 32)
     finalize_kernel(const __grid_constant__ FinalizeParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
+  allow_successor();
   constexpr int kPer = D / 32;                               // elements per lane, contiguous
   extern __shared__ __align__(16) unsigned char block_kv[];  // keys then values, [B, D] each
   const int Hq = p.num_q_heads, Hk = p.num_kv_heads, group = Hq / Hk, B = p.block_size;

@@ -20,6 +20,15 @@ __device__ __forceinline__ void wait_for_predecessor() {
 #endif
 }
 
+/// Lets the next kernel on the stream be scheduled now: its CTAs become resident and wait in
+/// wait_for_predecessor() until this grid has finished. Called early by the small kernels of a
+/// step; not by the attention kernel, whose successor would otherwise take SM resources from it.
+__device__ __forceinline__ void allow_successor() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
 /// True when LOSA_PDL is "1" and the current device supports PDL (sm_90+).
 inline bool programmatic_launch_enabled() {
   static const bool enabled = [] {

@@ -18,6 +18,7 @@ __device__ __forceinline__ uint32_t negative_part(uint32_t x) { return x & sign_
 template <typename T, int D>
 __global__ void __launch_bounds__(128) quest_scores_kernel(const __grid_constant__ QuestScoreParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
+  allow_successor();
   using S = TileShape<T, D>;
   __shared__ __align__(128) char tiles[2 * S::kBytes];  // key_max then key_min of 64 pages
   const int page0 = blockIdx.x * kTileRows, kvh = blockIdx.y, row0 = blockIdx.z * kRowsPerCta;

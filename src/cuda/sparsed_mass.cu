@@ -16,6 +16,7 @@ constexpr int kMaxTilePages = kTileRows / 16;
 template <typename T, int D>
 __global__ void __launch_bounds__(128) sparsed_mass_kernel(const __grid_constant__ SparsedMassParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
+  allow_successor();
   __shared__ __align__(128) char tile[TileShape<T, D>::kBytes];
   __shared__ float head_mass[kMaxGroup * kMaxTilePages];
   const int kvh = blockIdx.y, row0 = blockIdx.z * kRowsPerCta;

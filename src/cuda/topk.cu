@@ -30,6 +30,7 @@ __device__ __forceinline__ uint32_t ordered_key(float f) {
 
 __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_constant__ TopKParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
+  allow_successor();
   using Scan = cub::BlockScan<int, kSelectThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   __shared__ int hist[256];
@@ -135,6 +136,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
 // One CTA per KV head; each thread takes four flags at a time (one 32-bit load).
 __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ UnionParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
+  allow_successor();
   using Scan = cub::BlockScan<int, kUnionThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   const int kvh = blockIdx.x;

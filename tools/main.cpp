@@ -5,7 +5,7 @@
 
 #include "demo.hpp"
 #include "losa/errors.hpp"
-#ifdef LOSA_WITH_CUDA
+#ifdef LOSA_WITH_BENCH
 #include "bench.hpp"
 #endif
 
@@ -38,7 +38,7 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--seed", demo.workload.seed, "random seed")->capture_default_str();
   demo_cmd->add_option("--json", demo.json_path, "write results as JSON to this file");
 
-#ifdef LOSA_WITH_CUDA
+#ifdef LOSA_WITH_BENCH
   tools::BenchOptions bench;
   bool quick = false;
   CLI::App* bench_cmd = app.add_subcommand(
@@ -67,7 +67,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
-#ifdef LOSA_WITH_CUDA
+#ifdef LOSA_WITH_BENCH
     if (bench_cmd->parsed()) {
       if (quick) {
         bench.prefix_lens = {8192};

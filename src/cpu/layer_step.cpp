@@ -26,8 +26,57 @@ std::vector<int> all_tokens(int block_size) {
 void copy_token_rows(const float* src, const std::vector<int>& tokens, int row_elems,
                      std::vector<float>& dst) {
   for (int t : tokens)
-    std::copy(src + static_cast<size_t>(t) * row_elems, src + static_cast<size_t>(t + 1) * row_elems,
+    std::copy(src + static_cast<size_t>(t) * row_elems,
+              src + static_cast<size_t>(t + 1) * row_elems,
               dst.begin() + static_cast<size_t>(t) * row_elems);
+}
+
+// The mode's own choices for this step (DESIGN.md section 2).
+StepDecisions decide_step(const PagedKVCache& cache, int seq, const BlockShape& shape,
+                          const ModeConfig& config, const float* q, const float* k_blk,
+                          const float* v_blk, const LayerBlockState& state) {
+  const int B = shape.block_size, Hk = shape.num_kv_heads, n = cache.num_pages(seq);
+  const bool first = state.step() == 0;
+  StepDecisions d;
+  switch (config.mode) {
+    case Mode::dense:
+      d.tokens = all_tokens(B);
+      d.selection = select_all_pages(n, Hk);
+      break;
+    case Mode::quest:
+      d.tokens = all_tokens(B);
+      d.selection =
+          quest_select(cache, seq, shape, q, d.tokens, config.budget_tokens, config.attend);
+      break;
+    case Mode::losa:
+      if (first) {
+        d.tokens = all_tokens(B);
+        d.selection = config.losa_step0_quest ? quest_select(cache, seq, shape, q, d.tokens,
+                                                             config.budget_tokens, config.attend)
+                                              : select_all_pages(n, Hk);
+      } else {
+        const std::vector<double> delta =
+            config.change_includes_kv
+                ? change_scores(shape, q, state.q_ref().data(), k_blk, state.k_ref().data(), v_blk,
+                                state.v_ref().data())
+                : change_scores(shape, q, state.q_ref().data());
+        d.tokens = select_active_tokens(delta, config.active_rule, config.k_active, config.tau);
+        if (!d.tokens.empty()) {
+          d.selection =
+              quest_select(cache, seq, shape, q, d.tokens, config.budget_tokens, config.attend);
+        } else {
+          d.selection.num_pages = n;
+          d.selection.kv_head_pages.assign(Hk, {});
+        }
+      }
+      break;
+    case Mode::sparsed:
+      d.tokens = all_tokens(B);
+      d.selection = state.step() < sparsed_full_steps(config) ? select_all_pages(n, Hk)
+                                                              : state.sparsed_selection();
+      break;
+  }
+  return d;
 }
 
 }  // namespace
@@ -60,8 +109,8 @@ StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape
     state.v_ref_.assign(kv_elems, 0.0f);
     state.sparsed_selection_ = PageSelection{};
   } else {
-    LOSA_CHECK_ARG(state.num_pages_ == n, "seq",
-                   "prefix changed within a block (", state.num_pages_, " -> ", n,
+    LOSA_CHECK_ARG(state.num_pages_ == n, "seq", "prefix changed within a block (",
+                   state.num_pages_, " -> ", n,
                    " pages); call state.begin_block() after appending");
     LOSA_CHECK_ARG(state.prefix_o_.size() == q_elems && state.k_ref_.size() == kv_elems, "shape",
                    "changed within a block; call state.begin_block()");
@@ -73,75 +122,32 @@ StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape
   stats.num_pages = n;
   stats.pages_loaded.assign(Hk, 0);
 
-  // Which tokens get a fresh prefix part this step, and over which pages.
-  std::vector<int> tokens;
-  PageSelection selection;
-  bool scored = false;  // QUEST bounds were read
+  // Which tokens get a fresh prefix part this step, and over which pages: made here, or
+  // replayed from another backend (then nothing is decided twice).
   const bool first = state.step_ == 0;
-  switch (config.mode) {
-    case Mode::dense:
-      tokens = all_tokens(B);
-      selection = select_all_pages(n, Hk);
-      break;
-    case Mode::quest:
-      tokens = all_tokens(B);
-      selection = quest_select(cache, seq, shape, q, tokens, config.budget_tokens, config.attend);
-      scored = true;
-      break;
-    case Mode::losa:
-      if (first) {
-        tokens = all_tokens(B);
-        if (config.losa_step0_quest) {
-          selection = quest_select(cache, seq, shape, q, tokens, config.budget_tokens, config.attend);
-          scored = true;
-        } else {
-          selection = select_all_pages(n, Hk);
-        }
-      } else {
-        const std::vector<double> delta =
-            config.change_includes_kv
-                ? change_scores(shape, q, state.q_ref_.data(), k_blk, state.k_ref_.data(), v_blk,
-                                state.v_ref_.data())
-                : change_scores(shape, q, state.q_ref_.data());
-        tokens = select_active_tokens(delta, config.active_rule, config.k_active, config.tau);
-        if (!tokens.empty()) {
-          selection =
-              quest_select(cache, seq, shape, q, tokens, config.budget_tokens, config.attend);
-          scored = true;
-        } else {
-          selection.num_pages = n;
-          selection.kv_head_pages.assign(Hk, {});
-        }
-      }
-      break;
-    case Mode::sparsed:
-      tokens = all_tokens(B);
-      if (state.step_ < sparsed_full_steps(config))
-        selection = select_all_pages(n, Hk);
-      else
-        selection = state.sparsed_selection_;
-      break;
-  }
-
-  if (replay) {
+  const bool quest_step = config.mode == Mode::quest ||
+                          (config.mode == Mode::losa && (!first || config.losa_step0_quest));
+  if (replay)
     for (int t : replay->tokens)
       LOSA_CHECK_ARG(t >= 0 && t < B, "replay", "token ", t, " out of range");
-    tokens = replay->tokens;
-    selection = replay->selection;
-  }
+  const StepDecisions chosen =
+      replay ? *replay : decide_step(cache, seq, shape, config, q, k_blk, v_blk, state);
+  const std::vector<int>& tokens = chosen.tokens;
+  const PageSelection& selection = chosen.selection;
+  const bool scored = quest_step && !tokens.empty();  // QUEST bounds were read
   if (config.mode == Mode::losa) {  // fresh tokens get new references; stable ones keep theirs
     copy_token_rows(q, tokens, Hq * D, state.q_ref_);
     copy_token_rows(k_blk, tokens, Hk * D, state.k_ref_);
     copy_token_rows(v_blk, tokens, Hk * D, state.v_ref_);
   }
-  if (decided) *decided = StepDecisions{tokens, selection};
+  if (decided) *decided = chosen;
   prefix_attention(cache, seq, shape, q, tokens, selection, scale, state.prefix_o_.data(),
                    state.prefix_lse_.data());
-  for (int h = 0; h < Hk; ++h) stats.pages_loaded[h] = static_cast<int64_t>(selection.kv_head_pages[h].size());
+  for (int h = 0; h < Hk; ++h)
+    stats.pages_loaded[h] = static_cast<int64_t>(selection.kv_head_pages[h].size());
   stats.active_tokens = static_cast<int>(tokens.size());
   stats.full_step = stats.active_tokens == B;
   stats.kv_bytes = selection.pages_loaded() * static_cast<int64_t>(cache.page_kv_bytes());
-  scored = scored && !tokens.empty();  // no active row, no scoring (a replay may differ)
   stats.bounds_bytes =
       scored ? static_cast<int64_t>(n) * Hk * static_cast<int64_t>(cache.page_bounds_bytes()) : 0;
 
@@ -151,8 +157,8 @@ StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape
   block_attention(shape, q, k_blk, v_blk, scale, block_o.data(), block_lse.data());
   for (int r = 0; r < shape.num_rows(); ++r)
     merge_state(&state.prefix_o_[static_cast<size_t>(r) * D], state.prefix_lse_[r],
-                &block_o[static_cast<size_t>(r) * D], block_lse[r], D, o + static_cast<size_t>(r) * D,
-                &lse[r]);
+                &block_o[static_cast<size_t>(r) * D], block_lse[r], D,
+                o + static_cast<size_t>(r) * D, &lse[r]);
 
   if (config.mode == Mode::sparsed && state.step_ == sparsed_full_steps(config) - 1) {
     const std::vector<double> mass = sparsed_page_mass(cache, seq, shape, q, lse.data(), scale);

@@ -202,6 +202,40 @@ TEST(LayerStep, SparsedSwitchesToHeadPagesByMass) {
   }
 }
 
+// Replaying a step's own choices gives that step bit for bit (the GPU tests replay the GPU's
+// choices this way), and a replayed token out of range is named.
+TEST(LayerStep, ReplayingOwnChoicesReproducesTheStep) {
+  for (Mode m : {Mode::quest, Mode::losa, Mode::sparsed}) {
+    Fixture f;
+    ModeConfig c = mode(m);
+    c.steps_per_block = 4;
+    c.sparsed_skip = 0.25;
+    LayerBlockState made, replayed;
+    for (int t = 0; t < 3; ++t) {
+      const auto q = f.q(100 + t), k = f.kv(200 + t), v = f.kv(300 + t);
+      std::vector<float> o1(q.size()), o2(q.size());
+      StepDecisions choices;
+      const StepStats s1 = layer_step(f.rc.cache, 0, f.shape, c, q.data(), k.data(), v.data(), made,
+                                      o1.data(), nullptr, &choices);
+      const StepStats s2 = layer_step(f.rc.cache, 0, f.shape, c, q.data(), k.data(), v.data(),
+                                      replayed, o2.data(), &choices);
+      EXPECT_EQ(o1, o2) << mode_name(m) << " step " << t;
+      EXPECT_EQ(s1.pages_loaded, s2.pages_loaded);
+      EXPECT_EQ(s1.bounds_bytes, s2.bounds_bytes);
+      EXPECT_EQ(made.q_ref(), replayed.q_ref());
+    }
+  }
+  Fixture f;
+  LayerBlockState st;
+  StepDecisions bad;
+  bad.tokens = {16};
+  const auto q = f.q(1), kv = f.kv(2);
+  std::vector<float> o(q.size());
+  EXPECT_THROW(layer_step(f.rc.cache, 0, f.shape, mode(Mode::dense), q.data(), kv.data(),
+                          kv.data(), st, o.data(), &bad),
+               ArgumentError);
+}
+
 TEST(LayerStep, PrefixChangeWithinBlockIsAnError) {
   Fixture f;
   LayerBlockState st;

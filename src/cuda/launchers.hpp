@@ -9,9 +9,6 @@
 
 namespace losa::cuda {
 
-/// Rows of one CTA of the row-packed kernels (attention, QUEST scores, SparseD mass).
-constexpr int kRowsPerCta = 64;
-
 /// Splits of each KV head's page list so that Hk * row_tiles * splits CTAs fill the GPU about
 /// twice (two CTAs fit per SM), never more splits than tiles.
 int choose_num_splits(int ctas_per_split, int max_tiles_per_kv_head, int num_sms);

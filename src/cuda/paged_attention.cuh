@@ -21,8 +21,6 @@ struct WindowPage {
 template <typename T, int D>
 struct PagedAttentionConfig {
   static constexpr int kThreads = 128;
-  static constexpr int kWarps = 4;
-  static constexpr int kRowsPerCta = 64;
   // Three stages keep two tiles (64 KB for D = 128) in flight per CTA while one is consumed;
   // with 2 CTAs per SM that is ~256 KB in flight per SM, well above what the HBM latency needs.
   static constexpr int kStages = 3;
@@ -44,7 +42,7 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
   const int row_tile = blockIdx.x, split = blockIdx.y, kvh = blockIdx.z;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int rows = *p.active.count * p.group;
-  const int row0 = row_tile * Cfg::kRowsPerCta;
+  const int row0 = row_tile * kRowsPerCta;
   if (row0 >= rows) return;  // uniform over the CTA
 
   const int P = p.kv.page_size;

@@ -8,6 +8,10 @@
 
 namespace losa::cuda {
 
+/// Rows of one CTA of the row-packed kernels (attention, QUEST scores, SparseD mass): four warps
+/// of 16 rows, the block size 16 times a GQA group of 4.
+constexpr int kRowsPerCta = 64;
+
 /// A paged KV cache on the device (HND layout, see losa/paged_kv.hpp) and one sequence's pages.
 struct PagedKVView {
   const void* keys = nullptr;     ///< [max_pages, Hk, P, D]

@@ -51,14 +51,10 @@ int run_demo(const DemoOptions& opt) {
   SyntheticWorkload workload(wc);
   std::vector<DemoStep> inputs;
   const DType dt = wc.dtype;
-  auto rounded = [dt](std::vector<float> x) {
-    for (auto& v : x) v = round_to(dt, v);
-    return x;
-  };
   for (int t = 0; t < opt.steps; ++t) {
     workload.next_step();
-    inputs.push_back({rounded(workload.q()), rounded(workload.k_block()), rounded(workload.v_block()),
-                      workload.changed_tokens()});
+    inputs.push_back({rounded_to(dt, workload.q()), rounded_to(dt, workload.k_block()),
+                      rounded_to(dt, workload.v_block()), workload.changed_tokens()});
   }
   std::string gpu;
 #ifdef LOSA_WITH_CUDA

@@ -4,6 +4,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace losa {
 
@@ -48,6 +49,12 @@ inline float round_to(DType t, float x) {
     case DType::f16: return f16_bits_to_float(float_to_f16_bits(x));
     default: return x;
   }
+}
+
+/// The values a tensor of type `t` would hold: every element rounded to `t`.
+inline std::vector<float> rounded_to(DType t, std::vector<float> x) {
+  for (auto& v : x) v = round_to(t, v);
+  return x;
 }
 
 /// Encodes `x` as `t` at `dst` (2 or 4 bytes).

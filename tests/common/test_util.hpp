@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <limits>
 #include <random>
+#include <utility>
 #include <vector>
 
 #include "losa/paged_kv.hpp"
@@ -25,11 +26,7 @@ inline std::vector<float> random_vector(size_t n, uint64_t seed, float stddev = 
   return x;
 }
 
-/// Rounds every element to `t` (what a bf16 tensor would hold).
-inline std::vector<float> rounded(std::vector<float> x, DType t) {
-  for (auto& v : x) v = round_to(t, v);
-  return x;
-}
+inline std::vector<float> rounded(std::vector<float> x, DType t) { return rounded_to(t, std::move(x)); }
 
 /// ||x - ref|| / ||ref||; NaN anywhere gives +inf so that it never passes a bound.
 inline double rel_l2(const float* x, const float* ref, size_t n) {

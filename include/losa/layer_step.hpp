@@ -60,7 +60,7 @@ class LayerBlockState {
                               const float*, const float*, const float*, LayerBlockState&, float*,
                               const StepDecisions*, StepDecisions*);
   int step_ = 0;
-  int num_pages_ = -1;
+  int kv_len_ = -1;  // the prefix length at step 0: appending into the last page changes it too
   std::vector<float> prefix_o_, prefix_lse_, q_ref_, k_ref_, v_ref_;
   PageSelection sparsed_selection_;
 };

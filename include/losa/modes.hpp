@@ -22,6 +22,9 @@ struct ModeConfig {
   // quest (and the sparse steps of losa)
   int budget_tokens = 256;  ///< per row: budget_tokens / page_size pages plus the last page
   Attend attend = Attend::own;
+  /// Score pages from the cache's 8-bit conservative bounds (the cache must keep them):
+  /// half the bounds bytes of bf16, looser bounds, so density is reported beside fp's.
+  bool bounds8 = false;
 
   // losa
   ActiveRule active_rule = ActiveRule::tau;

@@ -47,10 +47,10 @@ void block_attention(const BlockShape& shape, const float* q, const float* k_blk
 /// k >= n returns all of 0..n-1.
 std::vector<int> top_k_indices(const double* scores, int n, int k);
 
-/// QUEST upper bounds sum_d max(q_d min_d, q_d max_d) for the listed tokens' rows.
-/// Returns [tokens.size(), num_q_heads, num_pages].
+/// QUEST upper bounds sum_d max(q_d min_d, q_d max_d) for the listed tokens' rows, from the fp
+/// bounds or (bounds8) the 8-bit ones. Returns [tokens.size(), num_q_heads, num_pages].
 std::vector<double> quest_page_scores(const PagedKVCache& cache, int seq, const BlockShape& shape,
-                                      const float* q, const std::vector<int>& tokens);
+                                      const float* q, const std::vector<int>& tokens, bool bounds8 = false);
 
 /// One row's QUEST pages from its scores over num_pages pages: the last page always, plus the
 /// top budget_pages of the others (all pages when num_pages <= budget_pages + 1).
@@ -60,7 +60,7 @@ std::vector<int> quest_row_pages(const double* row_scores, int num_pages, int bu
 /// attend=union the row lists are dropped. Rows of unlisted tokens get no pages.
 PageSelection quest_select(const PagedKVCache& cache, int seq, const BlockShape& shape,
                            const float* q, const std::vector<int>& tokens, int budget_tokens,
-                           Attend attend);
+                           Attend attend, bool bounds8 = false);
 
 /// Union per KV head of per-row page lists (row_pages: [num_rows]).
 std::vector<std::vector<int>> union_per_kv_head(const std::vector<std::vector<int>>& row_pages,

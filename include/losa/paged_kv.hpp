@@ -6,6 +6,9 @@
 //   keys, values: [max_pages, num_kv_heads, page_size, head_dim]   (storage dtype)
 //   key_min, key_max: [max_pages, num_kv_heads, head_dim]           (storage dtype; the bounds of
 //                     keys already in that dtype are exact in it)
+//   with keep_bounds8, also bounds8: [max_pages, num_kv_heads, 2, head_dim] int8 (min rounded
+//                     down, then max rounded up) and bound_scale: [max_pages, num_kv_heads] fp32
+//                     (losa/bounds8.hpp)
 // Page table per sequence s (CSR): pages indices[indptr[s] .. indptr[s+1]) in logical order,
 // the last one holding last_page_len[s] valid tokens (1..page_size); kv_len = (n-1)*P + last.
 #include <cstddef>
@@ -27,6 +30,8 @@ struct PagedKVConfig {
   int page_size = 16;
   int max_pages = 0;  ///< capacity of the page pool (all sequences)
   DType dtype = DType::bf16;
+  /// Also keep 8-bit conservative key bounds (a quarter of fp32's bytes, half of bf16's).
+  bool keep_bounds8 = false;
   /// Physical pages are handed out in a permuted order when non-zero, so that tests catch code
   /// that confuses logical and physical page indices.
   uint64_t page_order_seed = 0;
@@ -67,18 +72,26 @@ class PagedKVCache {
   float value(int page, int kv_head, int slot, int dim) const;
   float key_min(int page, int kv_head, int dim) const;
   float key_max(int page, int kv_head, int dim) const;
+  /// 8-bit bounds (keep_bounds8): the stored integers and the page's scale; the bounds they
+  /// stand for are q_min * scale <= key_min and q_max * scale >= key_max.
+  int bound8_min(int page, int kv_head, int dim) const;
+  int bound8_max(int page, int kv_head, int dim) const;
+  float bound8_scale(int page, int kv_head) const;
 
   // Raw storage, for uploading to a device. Sizes in bytes.
   const void* keys_data() const { return keys_.data(); }
   const void* values_data() const { return values_.data(); }
   const void* key_min_data() const { return key_min_.data(); }
   const void* key_max_data() const { return key_max_.data(); }
+  const int8_t* bounds8_data() const { return bounds8_.data(); }
+  const float* bound_scale_data() const { return bound_scale_.data(); }
   size_t page_pool_bytes() const { return keys_.size(); }
   size_t bounds_bytes() const { return key_min_.size(); }
   /// Bytes of one page of one KV head, keys and values together.
   size_t page_kv_bytes() const;
-  /// Bytes of one page's key bounds for one KV head, min and max together.
-  size_t page_bounds_bytes() const;
+  /// Bytes of one page's key bounds for one KV head, min and max together (bounds8: the 8-bit
+  /// bounds and their scale).
+  size_t page_bounds_bytes(bool bounds8 = false) const;
 
  private:
   size_t kv_offset(int page, int kv_head, int slot, int dim) const;
@@ -89,6 +102,8 @@ class PagedKVCache {
   PagedKVConfig config_;
   int element_bytes_;
   std::vector<uint8_t> keys_, values_, key_min_, key_max_;
+  std::vector<int8_t> bounds8_;
+  std::vector<float> bound_scale_;
   std::vector<int32_t> free_pages_;              // popped from the back
   std::vector<std::vector<int32_t>> seq_pages_;  // logical -> physical, per sequence
   std::vector<int32_t> indptr_, indices_, last_page_len_;

@@ -46,6 +46,8 @@ void validate(const ModeConfig& c, int block_size, int page_size) {
                    "must be at least one page (page_size=", page_size, "), got ",
                    c.budget_tokens);
   }
+  LOSA_CHECK_ARG(!c.bounds8 || c.mode == Mode::quest || c.mode == Mode::losa, "bounds8",
+                 "applies to the QUEST scoring of quest and losa, not to ", mode_name(c.mode));
   if (c.mode == Mode::losa) {
     if (c.active_rule == ActiveRule::top_k)
       LOSA_CHECK_ARG(c.k_active >= 0 && c.k_active <= block_size, "k_active",

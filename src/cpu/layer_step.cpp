@@ -46,13 +46,13 @@ StepDecisions decide_step(const PagedKVCache& cache, int seq, const BlockShape& 
     case Mode::quest:
       d.tokens = all_tokens(B);
       d.selection =
-          quest_select(cache, seq, shape, q, d.tokens, config.budget_tokens, config.attend);
+          quest_select(cache, seq, shape, q, d.tokens, config.budget_tokens, config.attend, config.bounds8);
       break;
     case Mode::losa:
       if (first) {
         d.tokens = all_tokens(B);
-        d.selection = config.losa_step0_quest ? quest_select(cache, seq, shape, q, d.tokens,
-                                                             config.budget_tokens, config.attend)
+        d.selection = config.losa_step0_quest ? quest_select(cache, seq, shape, q, d.tokens, config.budget_tokens,
+                                                             config.attend, config.bounds8)
                                               : select_all_pages(n, Hk);
       } else {
         const std::vector<double> delta =
@@ -63,7 +63,7 @@ StepDecisions decide_step(const PagedKVCache& cache, int seq, const BlockShape& 
         d.tokens = select_active_tokens(delta, config.active_rule, config.k_active, config.tau);
         if (!d.tokens.empty()) {
           d.selection =
-              quest_select(cache, seq, shape, q, d.tokens, config.budget_tokens, config.attend);
+              quest_select(cache, seq, shape, q, d.tokens, config.budget_tokens, config.attend, config.bounds8);
         } else {
           d.selection.num_pages = n;
           d.selection.kv_head_pages.assign(Hk, {});
@@ -100,8 +100,9 @@ StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape
   const size_t q_elems = static_cast<size_t>(shape.num_rows()) * D;
   const size_t kv_elems = static_cast<size_t>(B) * Hk * D;
 
+  const int kv_len = cache.kv_len(seq);
   if (state.step_ == 0) {
-    state.num_pages_ = n;
+    state.kv_len_ = kv_len;
     state.prefix_o_.assign(q_elems, 0.0f);
     state.prefix_lse_.assign(shape.num_rows(), 0.0f);
     state.q_ref_.assign(q_elems, 0.0f);
@@ -109,9 +110,8 @@ StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape
     state.v_ref_.assign(kv_elems, 0.0f);
     state.sparsed_selection_ = PageSelection{};
   } else {
-    LOSA_CHECK_ARG(state.num_pages_ == n, "seq", "prefix changed within a block (",
-                   state.num_pages_, " -> ", n,
-                   " pages); call state.begin_block() after appending");
+    LOSA_CHECK_ARG(state.kv_len_ == kv_len, "seq", "prefix changed within a block (", state.kv_len_, " -> ",
+                   kv_len, " tokens); call state.begin_block() after appending");
     LOSA_CHECK_ARG(state.prefix_o_.size() == q_elems && state.k_ref_.size() == kv_elems, "shape",
                    "changed within a block; call state.begin_block()");
   }
@@ -149,7 +149,7 @@ StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape
   stats.full_step = stats.active_tokens == B;
   stats.kv_bytes = selection.pages_loaded() * static_cast<int64_t>(cache.page_kv_bytes());
   stats.bounds_bytes =
-      scored ? static_cast<int64_t>(n) * Hk * static_cast<int64_t>(cache.page_bounds_bytes()) : 0;
+      scored ? static_cast<int64_t>(n) * Hk * static_cast<int64_t>(cache.page_bounds_bytes(config.bounds8)) : 0;
 
   // Block part, then the merge. The merge reads the cached prefix state, so a step that reuses
   // it gives exactly what the step that computed it gave.

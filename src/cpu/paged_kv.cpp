@@ -4,6 +4,7 @@
 #include <numeric>
 #include <random>
 
+#include "losa/bounds8.hpp"
 #include "losa/errors.hpp"
 
 namespace losa {
@@ -33,6 +34,10 @@ PagedKVCache::PagedKVCache(const PagedKVConfig& config)
   values_.assign(kv_elems * element_bytes_, 0);
   key_min_.assign(bound_elems * element_bytes_, 0);
   key_max_.assign(bound_elems * element_bytes_, 0);
+  if (config_.keep_bounds8) {
+    bounds8_.assign(2 * bound_elems, 0);
+    bound_scale_.assign(bound_elems / config_.head_dim, 0.0f);
+  }
   free_pages_.resize(config_.max_pages);
   std::iota(free_pages_.rbegin(), free_pages_.rend(), 0);  // page 0 is handed out first
   if (config_.page_order_seed != 0) {
@@ -124,6 +129,20 @@ void PagedKVCache::refresh_bounds(int page, int first_slot, int end_slot, bool f
       store_as(t, &key_min_[off], lo);
       store_as(t, &key_max_[off], hi);
     }
+  if (!config_.keep_bounds8) return;
+  const int D = config_.head_dim;
+  for (int h = 0; h < config_.num_kv_heads; ++h) {
+    float largest = 0.0f;
+    for (int d = 0; d < D; ++d)
+      largest = std::max({largest, std::abs(key_min(page, h, d)), std::abs(key_max(page, h, d))});
+    const float scale = ::losa::bound8_scale(largest);
+    const size_t head = static_cast<size_t>(page) * config_.num_kv_heads + h;
+    bound_scale_[head] = scale;
+    for (int d = 0; d < D; ++d) {
+      bounds8_[head * 2 * D + d] = bound8_down(key_min(page, h, d), scale);
+      bounds8_[head * 2 * D + D + d] = bound8_up(key_max(page, h, d), scale);
+    }
+  }
 }
 
 int PagedKVCache::kv_len(int seq) const {
@@ -167,8 +186,22 @@ float PagedKVCache::key_max(int page, int kv_head, int dim) const {
 size_t PagedKVCache::page_kv_bytes() const {
   return 2ull * config_.page_size * config_.head_dim * element_bytes_;
 }
-size_t PagedKVCache::page_bounds_bytes() const {
-  return 2ull * config_.head_dim * element_bytes_;
+int PagedKVCache::bound8_min(int page, int kv_head, int dim) const {
+  LOSA_CHECK_ARG(config_.keep_bounds8, "config.keep_bounds8", "is off: the cache keeps no 8-bit bounds");
+  return bounds8_[(static_cast<size_t>(page) * config_.num_kv_heads + kv_head) * 2 * config_.head_dim + dim];
+}
+int PagedKVCache::bound8_max(int page, int kv_head, int dim) const {
+  LOSA_CHECK_ARG(config_.keep_bounds8, "config.keep_bounds8", "is off: the cache keeps no 8-bit bounds");
+  return bounds8_[(static_cast<size_t>(page) * config_.num_kv_heads + kv_head) * 2 * config_.head_dim +
+                  config_.head_dim + dim];
+}
+float PagedKVCache::bound8_scale(int page, int kv_head) const {
+  LOSA_CHECK_ARG(config_.keep_bounds8, "config.keep_bounds8", "is off: the cache keeps no 8-bit bounds");
+  return bound_scale_[static_cast<size_t>(page) * config_.num_kv_heads + kv_head];
+}
+
+size_t PagedKVCache::page_bounds_bytes(bool bounds8) const {
+  return bounds8 ? 2ull * config_.head_dim + sizeof(float) : 2ull * config_.head_dim * element_bytes_;
 }
 
 }  // namespace losa

@@ -22,13 +22,15 @@ std::vector<int> top_k_indices(const double* scores, int n, int k) {
 }
 
 std::vector<double> quest_page_scores(const PagedKVCache& cache, int seq, const BlockShape& shape,
-                                      const float* q, const std::vector<int>& tokens) {
+                                      const float* q, const std::vector<int>& tokens, bool bounds8) {
   validate(shape);
   LOSA_CHECK_ARG(cache.config().num_kv_heads == shape.num_kv_heads, "shape.num_kv_heads",
                  "does not match the cache");
   LOSA_CHECK_ARG(cache.config().head_dim == shape.head_dim, "shape.head_dim",
                  "does not match the cache");
   LOSA_CHECK_ARG(q != nullptr, "q", "must not be null");
+  LOSA_CHECK_ARG(!bounds8 || cache.config().keep_bounds8, "bounds8",
+                 "needs a cache that keeps 8-bit bounds (PagedKVConfig::keep_bounds8)");
   const int n = cache.num_pages(seq), D = shape.head_dim, Hq = shape.num_q_heads;
   std::vector<double> scores(tokens.size() * Hq * static_cast<size_t>(n));
   for (size_t ti = 0; ti < tokens.size(); ++ti) {
@@ -41,11 +43,13 @@ std::vector<double> quest_page_scores(const PagedKVCache& cache, int seq, const 
         const int phys = cache.page_id(seq, p);
         double s = 0.0;
         for (int d = 0; d < D; ++d) {
-          const double lo = static_cast<double>(qr[d]) * cache.key_min(phys, kvh, d);
-          const double hi = static_cast<double>(qr[d]) * cache.key_max(phys, kvh, d);
+          const double lo = static_cast<double>(qr[d]) *
+                            (bounds8 ? cache.bound8_min(phys, kvh, d) : cache.key_min(phys, kvh, d));
+          const double hi = static_cast<double>(qr[d]) *
+                            (bounds8 ? cache.bound8_max(phys, kvh, d) : cache.key_max(phys, kvh, d));
           s += std::max(lo, hi);
         }
-        scores[(ti * Hq + h) * n + p] = s;
+        scores[(ti * Hq + h) * n + p] = bounds8 ? s * cache.bound8_scale(phys, kvh) : s;
       }
     }
   }
@@ -79,11 +83,11 @@ std::vector<std::vector<int>> union_per_kv_head(const std::vector<std::vector<in
 
 PageSelection quest_select(const PagedKVCache& cache, int seq, const BlockShape& shape,
                            const float* q, const std::vector<int>& tokens, int budget_tokens,
-                           Attend attend) {
+                           Attend attend, bool bounds8) {
   LOSA_CHECK_ARG(budget_tokens > 0, "budget_tokens", "must be > 0, got ", budget_tokens);
   const int n = cache.num_pages(seq);
   const int budget_pages = budget_tokens / cache.config().page_size;
-  const std::vector<double> scores = quest_page_scores(cache, seq, shape, q, tokens);
+  const std::vector<double> scores = quest_page_scores(cache, seq, shape, q, tokens, bounds8);
   PageSelection sel;
   sel.num_pages = n;
   sel.row_pages.assign(shape.num_rows(), {});

@@ -1,6 +1,7 @@
 // LoSA's change score per block token and the active-set rules (top k_active, tau), or every
-// token active for a full step. One CTA per token reduces its change; the last CTA to finish
-// (an atomic ticket) selects, so the whole thing is one launch with no host round trip.
+// token active for a full step. One CTA per (sequence, token) reduces its change; the last CTA
+// of a sequence to finish (an atomic ticket per sequence) selects, so the whole batch is one
+// launch with no host round trip.
 #include "common.cuh"
 #include "dispatch.cuh"
 #include "launch.cuh"
@@ -56,29 +57,31 @@ __global__ void __launch_bounds__(kThreads) active_set_kernel(const __grid_const
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   allow_successor();
   const int B = p.block_size;
+  const int seq = p.rule == 0 ? blockIdx.x : blockIdx.x / B;
   if (p.rule != 0) {
-    const int token = blockIdx.x;
-    const size_t q_off = static_cast<size_t>(token) * p.num_q_heads * D;
+    const int token = blockIdx.x % B;
+    const int64_t row = static_cast<int64_t>(seq) * B + token;  // token row in the batch
+    const T* q = static_cast<const T*>(p.q.data) + row * p.q.stride;
+    const T* q_ref = static_cast<const T*>(p.q_ref) + row * p.num_q_heads * D;
     float diff = 0.0f, norm = 0.0f;
-    accumulate_change(static_cast<const T*>(p.q) + q_off, static_cast<const T*>(p.q_ref) + q_off,
-                      p.num_q_heads * D, diff, norm);
+    accumulate_change(q, q_ref, p.num_q_heads * D, diff, norm);
     const float2 q_sum = block_sum2(diff, norm);
     double delta = normalised(q_sum.x, q_sum.y);
     if (p.k_ref) {
-      const size_t kv_off = static_cast<size_t>(token) * p.num_kv_heads * D;
+      const int64_t ref_off = row * p.num_kv_heads * D;
       float kd = 0.0f, kn = 0.0f, vd = 0.0f, vn = 0.0f;
-      accumulate_change(static_cast<const T*>(p.k) + kv_off, static_cast<const T*>(p.k_ref) + kv_off,
+      accumulate_change(static_cast<const T*>(p.k.data) + row * p.k.stride, static_cast<const T*>(p.k_ref) + ref_off,
                         p.num_kv_heads * D, kd, kn);
-      accumulate_change(static_cast<const T*>(p.v) + kv_off, static_cast<const T*>(p.v_ref) + kv_off,
+      accumulate_change(static_cast<const T*>(p.v.data) + row * p.v.stride, static_cast<const T*>(p.v_ref) + ref_off,
                         p.num_kv_heads * D, vd, vn);
       const float2 k_sum = block_sum2(kd, kn), v_sum = block_sum2(vd, vn);
       delta += normalised(k_sum.x, k_sum.y) + normalised(v_sum.x, v_sum.y);
     }
     __shared__ bool is_last;
     if (threadIdx.x == 0) {
-      p.delta[token] = delta;
+      p.delta[row] = delta;
       __threadfence();  // the score is visible before the ticket says so
-      is_last = atomicAdd(p.ticket, 1u) == gridDim.x - 1;
+      is_last = atomicAdd(&p.ticket[seq], 1u) == static_cast<unsigned>(B - 1);
     }
     __syncthreads();
     if (!is_last) return;
@@ -88,7 +91,7 @@ __global__ void __launch_bounds__(kThreads) active_set_kernel(const __grid_const
   __shared__ double d[kMaxBlock];
   __shared__ int chosen[kMaxBlock];
   const int i = threadIdx.x;
-  if (i < B) d[i] = p.rule == 0 ? 1.0 : static_cast<volatile double*>(p.delta)[i];
+  if (i < B) d[i] = p.rule == 0 ? 1.0 : static_cast<volatile double*>(p.delta)[seq * B + i];
   __syncthreads();
   if (i < B) {
     bool active = true;
@@ -113,26 +116,26 @@ __global__ void __launch_bounds__(kThreads) active_set_kernel(const __grid_const
   if (i < B) {
     int pos = 0;
     for (int j = 0; j < i; ++j) pos += chosen[j];
-    if (chosen[i]) p.tokens[pos] = i;
-    p.token_slot[i] = chosen[i] ? pos : -1;
-    if (i == B - 1) *p.count = pos + chosen[i];
+    if (chosen[i]) p.tokens[seq * B + pos] = i;
+    p.token_slot[seq * B + i] = chosen[i] ? pos : -1;
+    if (i == B - 1) p.count[seq] = pos + chosen[i];
   }
-  if (p.rule != 0 && i == 0) *p.ticket = 0u;  // ready for the next launch (graph replays too)
+  if (p.rule != 0 && i == 0) p.ticket[seq] = 0u;  // ready for the next launch (graph replays too)
 }
 
 template <typename T, int D>
-void launch(const ActiveSetParams& p, cudaStream_t stream) {
-  launch_kernel(active_set_kernel<T, D>, p.rule == 0 ? 1 : p.block_size, kThreads, 0, stream, p);
+void launch(const ActiveSetParams& p, int num_seqs, cudaStream_t stream) {
+  launch_kernel(active_set_kernel<T, D>, num_seqs * (p.rule == 0 ? 1 : p.block_size), kThreads, 0, stream, p);
   check_launch("active_set_kernel");
 }
 
 }  // namespace
 
-void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, cudaStream_t stream) {
+void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, int num_seqs, cudaStream_t stream) {
   if (p.block_size < 1 || p.block_size > kMaxBlock)
     throw ArgumentError("launch_active_set", "block_size",
                         "must be in [1, 64] on the GPU, got " + std::to_string(p.block_size));
-  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, stream);
+  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, num_seqs, stream);
 }
 
 }  // namespace losa::cuda

@@ -1,28 +1,44 @@
 #pragma once
-// Host launchers of the CUDA kernels: fill nothing, validate nothing (the ops above them do),
-// pick the template instance and grid, launch on `stream`, and throw BackendError if the launch
-// failed. None synchronises, so a sequence of them can be captured in a CUDA graph.
+// Host launchers of the CUDA kernels: fill nothing, validate nothing (the engine above them
+// does), pick the template instance and grid, launch on `stream`, and throw BackendError if the
+// launch failed. None synchronises, so a sequence of them can be captured in a CUDA graph.
+// Grids are sized for the plan's capacity (num_seqs, max_pages); kernels read the actual
+// lengths from device memory and idle where a sequence is shorter.
 #include <cuda_runtime.h>
+
+#include <cstddef>
 
 #include "losa/dtype.hpp"
 #include "params.hpp"
 
 namespace losa::cuda {
 
-/// Splits of each KV head's page list so that Hk * row_tiles * splits CTAs fill the GPU about
-/// twice (two CTAs fit per SM), never more splits than tiles.
+/// Splits of each (sequence, KV head)'s page list so that the CTAs fill the GPU about twice
+/// (two CTAs fit per SM), never more splits than tiles.
 int choose_num_splits(int ctas_per_split, int max_tiles_per_kv_head, int num_sms);
 
-void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParams& p,
-                            int row_tiles, cudaStream_t stream);
-void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, cudaStream_t stream);
-void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, int row_tiles,
-                         cudaStream_t stream);
-void launch_topk(const TopKParams& p, int num_kv_heads, cudaStream_t stream);
-void launch_union(const UnionParams& p, int num_kv_heads, cudaStream_t stream);
-void launch_finalize(DType dtype, int head_dim, const FinalizeParams& p, cudaStream_t stream);
-void launch_sparsed_mass(DType dtype, int head_dim, const SparsedMassParams& p, int row_tiles,
-                         cudaStream_t stream);
+/// Pipeline stages of the attention kernel on the current device: 3 where the opt-in shared
+/// memory allows, else 2 (sm_86/89 at head dim 128). force_attention_stages(2 or 3) overrides
+/// it (tests of the small-memory configuration); 0 restores the automatic choice.
+int attention_stages(DType dtype, int head_dim);
+void force_attention_stages(int stages);
+
+void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParams& p, int row_tiles, int num_seqs,
+                            cudaStream_t stream);
+void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, int num_seqs, cudaStream_t stream);
+
+void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, int row_tiles, int num_seqs,
+                         int max_pages, cudaStream_t stream);
+void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pages, cudaStream_t stream);
+void launch_union(const UnionParams& p, int num_seqs, cudaStream_t stream);
+void launch_finalize(DType dtype, int head_dim, const FinalizeParams& p, int num_seqs, cudaStream_t stream);
+/// SparseD's group limit on the GPU (query heads per KV head).
+int sparsed_max_group();
+void launch_sparsed_mass(DType dtype, int head_dim, const SparsedMassParams& p, int row_tiles, int num_seqs,
+                         int max_pages, cudaStream_t stream);
+/// Appends p.num_tokens tokens to every sequence at its kv_len and refreshes the touched pages'
+/// bounds; then advance_lengths adds the same count to every kv_len.
 void launch_append(DType dtype, int head_dim, const AppendParams& p, cudaStream_t stream);
+void launch_advance_lengths(int32_t* kv_len, int num_seqs, int num_tokens, cudaStream_t stream);
 
 }  // namespace losa::cuda

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <atomic>
 
 #include "dispatch.cuh"
 #include "launch.cuh"
@@ -13,22 +14,56 @@ int choose_num_splits(int ctas_per_split, int max_tiles_per_kv_head, int num_sms
 }
 
 namespace {
+std::atomic<int> forced_stages{0};
+}  // namespace
+
 template <typename T, int D>
-void launch(const PagedAttentionParams& p, int row_tiles, cudaStream_t stream) {
-  using Cfg = PagedAttentionConfig<T, D>;
+int attention_stages();
+
+namespace {
+
+template <typename T, int D, int Stages>
+void launch_stages(const PagedAttentionParams& p, int row_tiles, int num_seqs, cudaStream_t stream) {
+  using Cfg = PagedAttentionConfig<T, D, Stages>;
   // Above 48 KB a kernel needs an explicit opt-in; once per instance, outside any capture.
   static const cudaError_t attr = cudaFuncSetAttribute(
-      paged_attention_kernel<T, D>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+      paged_attention_kernel<T, D, Stages>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   LOSA_CUDA_CHECK(attr);
-  const dim3 grid(row_tiles, p.num_splits, p.kv.num_kv_heads);
-  launch_kernel(paged_attention_kernel<T, D>, grid, Cfg::kThreads, Cfg::kSmemBytes, stream, p);
+  const dim3 grid(row_tiles, p.num_splits, num_seqs * p.kv.num_kv_heads);
+  launch_kernel(paged_attention_kernel<T, D, Stages>, grid, Cfg::kThreads, Cfg::kSmemBytes, stream, p);
   check_launch("paged_attention_kernel");
+}
+
+template <typename T, int D>
+void launch(const PagedAttentionParams& p, int row_tiles, int num_seqs, cudaStream_t stream) {
+  if (attention_stages<T, D>() == 3) launch_stages<T, D, 3>(p, row_tiles, num_seqs, stream);
+  else launch_stages<T, D, 2>(p, row_tiles, num_seqs, stream);
 }
 }  // namespace
 
-void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParams& p,
-                            int row_tiles, cudaStream_t stream) {
-  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, row_tiles, stream);
+void force_attention_stages(int stages) {
+  LOSA_CHECK_ARG(stages == 0 || stages == 2 || stages == 3, "stages", "must be 0 (automatic), 2 or 3, got ", stages);
+  forced_stages = stages;
+}
+
+template <typename T, int D>
+int attention_stages() {
+  if (forced_stages != 0) return forced_stages;
+  int device = 0, optin = 0;
+  LOSA_CUDA_CHECK(cudaGetDevice(&device));
+  LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  return optin >= PagedAttentionConfig<T, D, 3>::kSmemBytes ? 3 : 2;
+}
+
+int attention_stages(DType dtype, int head_dim) {
+  check_dispatch(dtype, head_dim);
+  // Both 16-bit types have the same tile bytes; only the head dim changes the footprint.
+  return head_dim == 64 ? attention_stages<__nv_bfloat16, 64>() : attention_stages<__nv_bfloat16, 128>();
+}
+
+void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParams& p, int row_tiles, int num_seqs,
+                            cudaStream_t stream) {
+  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, row_tiles, num_seqs, stream);
 }
 
 }  // namespace losa::cuda

@@ -1,11 +1,13 @@
 #pragma once
 // Paged prefix attention for packed GQA rows, split over the page list (flash-decoding).
 //
-// Grid (row_tiles, num_splits, Hk), 128 threads. A CTA serves 64 rows of one KV head (4 warps of
-// 16 rows, tensor cores) over its share of the KV head's page list, streaming 64-token K/V
-// tiles through a 3-stage cp.async pipeline; it writes a partial (o, lse) per row, merged across
-// splits by the finalize kernel. The page list's length lives on the device: every split
-// derives its range from it, so the launch needs no host synchronisation.
+// Grid (row_tiles, num_splits, S * Hk), 128 threads. A CTA serves 64 rows of one (sequence, KV
+// head) (4 warps of 16 rows, tensor cores) over its share of the page list, streaming 64-token
+// K/V tiles through a cp.async pipeline; it writes a partial (o, lse) per row, merged across
+// splits by the finalize kernel. The page list's length and the prefix length live on the
+// device: every split derives its range from them, so the launch needs no host synchronisation
+// and one captured launch serves every block.
+#include "kv_view.cuh"
 #include "launch.cuh"
 #include "params.hpp"
 #include "tile.cuh"
@@ -18,12 +20,13 @@ struct WindowPage {
   int valid;      // valid tokens in the page
 };
 
-template <typename T, int D>
+template <typename T, int D, int Stages>
 struct PagedAttentionConfig {
   static constexpr int kThreads = 128;
   // Three stages keep two tiles (64 KB for D = 128) in flight per CTA while one is consumed;
   // with 2 CTAs per SM that is ~256 KB in flight per SM, well above what the HBM latency needs.
-  static constexpr int kStages = 3;
+  // Cards whose opt-in shared memory is below 3 stages' (sm_86/89: 99 KB) get 2 stages.
+  static constexpr int kStages = Stages;
   // Page-table entries staged in shared memory at once: lookups happen before the pipeline, not
   // inside it (a dependent global load per tile would stall the copies).
   static constexpr int kWindowPages = 256;
@@ -31,24 +34,27 @@ struct PagedAttentionConfig {
   static constexpr int kSmemBytes = kStages * 2 * kTileBytes + kWindowPages * sizeof(WindowPage);
 };
 
-template <typename T, int D>
+template <typename T, int D, int Stages>
 __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_constant__ PagedAttentionParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
-  using Cfg = PagedAttentionConfig<T, D>;
+  using Cfg = PagedAttentionConfig<T, D, Stages>;
   extern __shared__ __align__(128) char smem[];
   char* tiles = smem;
   WindowPage* window = reinterpret_cast<WindowPage*>(smem + Cfg::kStages * 2 * Cfg::kTileBytes);
 
-  const int row_tile = blockIdx.x, split = blockIdx.y, kvh = blockIdx.z;
+  const int row_tile = blockIdx.x, split = blockIdx.y;
+  const int seq = blockIdx.z / p.kv.num_kv_heads, kvh = blockIdx.z % p.kv.num_kv_heads;
+  const int head_slot = blockIdx.z;  // seq * Hk + kvh: index of the (sequence, KV head) arrays
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int rows = *p.active.count * p.group;
+  const int rows = p.active.count[seq] * p.group;
   const int row0 = row_tile * kRowsPerCta;
   if (row0 >= rows) return;  // uniform over the CTA
 
+  const SeqPages sp = seq_pages(p.kv, seq);
   const int P = p.kv.page_size;
   const int log2_page = __ffs(P) - 1;
   const int tile_pages = kTileRows / P;
-  const int count = p.list.pages ? p.list.counts[kvh] : p.kv.num_pages;
+  const int count = p.list.pages ? p.list.counts[head_slot] : sp.num_pages;
   const int total_tiles = (count + tile_pages - 1) / tile_pages;
   const int per_split = (total_tiles + p.num_splits - 1) / p.num_splits;
   const int tile_begin = split * per_split;
@@ -59,14 +65,13 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
   const bool warp_has_rows = row0 + warp * 16 < rows;
   auto q_row = [&](int r) -> const T* {
     if (r >= rows) return nullptr;
-    const int token = p.active.tokens[r / p.group];
-    const int head = kvh * p.group + r % p.group;
-    return static_cast<const T*>(p.q) + (static_cast<size_t>(token) * p.num_q_heads + head) * D;
+    return static_cast<const T*>(
+        packed_query_row(p.q, p.active, seq, kvh, p.group, p.num_q_heads, D, r, sizeof(T)));
   };
   auto mask_row = [&](int r) -> const uint32_t* {
     if (!p.mask.bits || r >= rows) return nullptr;
     const int mr = p.mask.by_head_only ? r % p.group : r;
-    return p.mask.bits + (static_cast<size_t>(kvh) * p.mask.rows_per_kv_head + mr) * p.mask.words;
+    return p.mask.bits + (static_cast<size_t>(head_slot) * p.mask.rows_per_kv_head + mr) * p.mask.words;
   };
   uint32_t qa[D / 16][4];
   load_query_fragments<T, D>(qa, q_row(r_lo), q_row(r_hi), lane);
@@ -87,12 +92,11 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
     const int entries = min(count, win_end * tile_pages) - entry0;
     __syncthreads();  // the previous window's tiles and pages are consumed
     for (int e = threadIdx.x; e < entries; e += Cfg::kThreads) {
-      const size_t at = static_cast<size_t>(kvh) * p.list.list_stride + entry0 + e;
+      const size_t at = static_cast<size_t>(head_slot) * p.list.list_stride + entry0 + e;
       const int logical = p.list.pages ? p.list.pages[at] : entry0 + e;
-      // The union kernel stores physical pages beside logical ones: no dependent load here.
-      const int phys = p.list.phys ? p.list.phys[at] : p.kv.page_table[logical];
-      window[e] = {(static_cast<size_t>(phys) * p.kv.num_kv_heads + kvh) * P * D, logical,
-                   logical == p.kv.num_pages - 1 ? p.kv.last_page_len : P};
+      // The selection stores physical pages beside logical ones: no dependent load here.
+      const int phys = p.list.pages ? p.list.phys[at] : sp.table[logical];
+      window[e] = {page_block_offset(phys, kvh, p.kv.num_kv_heads, P, D), logical, sp.valid_tokens(logical, P)};
     }
     __syncthreads();
     const int num_tiles = win_end - win;
@@ -207,7 +211,7 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
     if (r >= rows) continue;
     const bool empty = l[h] == 0.0f;
     const float inv = empty ? 0.0f : 1.0f / l[h];
-    const size_t slot = (static_cast<size_t>(kvh) * p.num_splits + split) * p.max_rows + r;
+    const size_t slot = (static_cast<size_t>(head_slot) * p.num_splits + split) * p.max_rows + r;
     float* out = p.partial_o + slot * D;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j)

@@ -1,7 +1,13 @@
 // QUEST page scores on tensor cores. The upper bound sum_d max(q_d min_d, q_d max_d) equals
 // q+ . max + q- . min with q+ = max(q, 0), q- = min(q, 0): two matrix products of the packed
 // rows against the pages' bound vectors, exact in bf16/f16 operands with fp32 accumulation.
+// With 8-bit bounds the int8 values are widened to 16 bits in shared memory (exact) and each
+// page's score is multiplied by its scale.
+//
+// Grid (page tiles, S * Hk, row tiles): a CTA scores 64 pages of one (sequence, KV head) for 64
+// packed rows. The tile's physical pages are read once into shared memory before the copies.
 #include "dispatch.cuh"
+#include "kv_view.cuh"
 #include "launch.cuh"
 #include "launchers.hpp"
 #include "tile.cuh"
@@ -21,30 +27,44 @@ __global__ void __launch_bounds__(128) quest_scores_kernel(const __grid_constant
   allow_successor();
   using S = TileShape<T, D>;
   __shared__ __align__(128) char tiles[2 * S::kBytes];  // key_max then key_min of 64 pages
-  const int page0 = blockIdx.x * kTileRows, kvh = blockIdx.y, row0 = blockIdx.z * kRowsPerCta;
-  const int rows = *p.active.count * p.group;
-  if (row0 >= rows) return;
-  const int n = p.kv.num_pages;
+  // 8-bit bounds land as raw [min | max] rows in the key_min tile's place (the same bytes).
+  const int8_t* raw8 = reinterpret_cast<const int8_t*>(tiles + S::kBytes);
+  __shared__ int32_t tile_phys[kTileRows];
+  const int page0 = blockIdx.x * kTileRows, head_slot = blockIdx.y, row0 = blockIdx.z * kRowsPerCta;
+  const int Hk = p.kv.num_kv_heads, seq = head_slot / Hk, kvh = head_slot % Hk;
+  const int rows = p.active.count[seq] * p.group;
+  const SeqPages sp = seq_pages(p.kv, seq);
+  const int n = sp.num_pages;
+  if (row0 >= rows || page0 >= n) return;  // uniform over the CTA
+  const bool eight_bit = p.kv.bounds8 != nullptr;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  for (int i = threadIdx.x; i < kTileRows; i += 128) tile_phys[i] = page0 + i < n ? sp.table[page0 + i] : -1;
+  __syncthreads();
 
-  auto bounds_row = [&](const void* bounds) {
-    return [=](int row) -> const void* {
-      const int page = page0 + row;
-      if (page >= n) return nullptr;
-      return static_cast<const T*>(bounds) +
-             (static_cast<size_t>(p.kv.page_table[page]) * p.kv.num_kv_heads + kvh) * D;
+  if (eight_bit) {
+    constexpr int kChunks = 2 * D / 16;
+    const uint32_t base = smem_addr(tiles + S::kBytes);
+    for (int c = threadIdx.x; c < kTileRows * kChunks; c += 128) {
+      const int row = c / kChunks, chunk = c % kChunks, phys = tile_phys[row];
+      const int8_t* src = phys >= 0 ? p.kv.bounds8 + (static_cast<size_t>(phys) * Hk + kvh) * 2 * D + chunk * 16 : p.kv.bounds8;
+      cp_async_16(base + c * 16, src, phys >= 0 ? 16 : 0);
+    }
+  } else {
+    auto bounds_row = [&](const void* bounds) {
+      return [=](int row) -> const void* {
+        const int phys = tile_phys[row];
+        return phys < 0 ? nullptr : static_cast<const T*>(bounds) + (static_cast<size_t>(phys) * Hk + kvh) * D;
+      };
     };
-  };
-  load_tile_async<T, D, 128>(tiles, p.kv.key_max, bounds_row(p.kv.key_max));
-  load_tile_async<T, D, 128>(tiles + S::kBytes, p.kv.key_min, bounds_row(p.kv.key_min));
+    load_tile_async<T, D, 128>(tiles, p.kv.key_max, bounds_row(p.kv.key_max));
+    load_tile_async<T, D, 128>(tiles + S::kBytes, p.kv.key_min, bounds_row(p.kv.key_min));
+  }
   cp_async_commit();
 
   const int r_lo = row0 + warp * 16 + g, r_hi = r_lo + 8;
   auto q_row = [&](int r) -> const T* {
     if (r >= rows) return nullptr;
-    const int token = p.active.tokens[r / p.group];
-    const int head = kvh * p.group + r % p.group;
-    return static_cast<const T*>(p.q) + (static_cast<size_t>(token) * p.num_q_heads + head) * D;
+    return static_cast<const T*>(packed_query_row(p.q, p.active, seq, kvh, p.group, p.num_q_heads, D, r, sizeof(T)));
   };
   uint32_t qa[D / 16][4], q_pos[D / 16][4], q_neg[D / 16][4];
   load_query_fragments<T, D>(qa, q_row(r_lo), q_row(r_hi), lane);
@@ -57,6 +77,35 @@ __global__ void __launch_bounds__(128) quest_scores_kernel(const __grid_constant
     }
   cp_async_wait<0>();
   __syncthreads();
+  if (eight_bit) {
+    // Widen the int8 rows into the two swizzled 16-bit tiles (exact: |q| <= 127). The raw rows
+    // share the key_min tile's bytes, so every thread reads its chunks before any writes.
+    constexpr int kPerThread = kTileRows * S::kRowChunks / 128;
+    uint2 lo8[kPerThread], hi8[kPerThread];
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int c = threadIdx.x + i * 128, row = c / S::kRowChunks, chunk = c % S::kRowChunks;
+      lo8[i] = *reinterpret_cast<const uint2*>(raw8 + row * 2 * D + chunk * 8);
+      hi8[i] = *reinterpret_cast<const uint2*>(raw8 + row * 2 * D + D + chunk * 8);
+    }
+    __syncthreads();
+#pragma unroll
+    for (int i = 0; i < kPerThread; ++i) {
+      const int c = threadIdx.x + i * 128, row = c / S::kRowChunks, chunk = c % S::kRowChunks;
+      const int8_t* lo = reinterpret_cast<const int8_t*>(&lo8[i]);
+      const int8_t* hi = reinterpret_cast<const int8_t*>(&hi8[i]);
+      uint32_t packed_lo[4], packed_hi[4];
+#pragma unroll
+      for (int j = 0; j < 4; ++j) {
+        packed_lo[j] = Elem<T>::pack(lo[2 * j], lo[2 * j + 1]);
+        packed_hi[j] = Elem<T>::pack(hi[2 * j], hi[2 * j + 1]);
+      }
+      const int at = swizzled_offset(row, chunk, S::kRowChunks);
+      *reinterpret_cast<uint4*>(tiles + S::kBytes + at) = make_uint4(packed_lo[0], packed_lo[1], packed_lo[2], packed_lo[3]);
+      *reinterpret_cast<uint4*>(tiles + at) = make_uint4(packed_hi[0], packed_hi[1], packed_hi[2], packed_hi[3]);
+    }
+    __syncthreads();
+  }
   if (row0 + warp * 16 >= rows) return;
 
   float s[8][4];
@@ -64,30 +113,33 @@ __global__ void __launch_bounds__(128) quest_scores_kernel(const __grid_constant
   for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
   warp_scores<T, D>(s, q_pos, tiles, lane);
   warp_scores<T, D>(s, q_neg, tiles + S::kBytes, lane);
+  float* out = p.scores + static_cast<size_t>(head_slot) * p.max_rows * p.score_stride;
 #pragma unroll
   for (int j = 0; j < 8; ++j)
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
-      const int page = page0 + 8 * j + 2 * t + (e & 1);
+      const int local = 8 * j + 2 * t + (e & 1), page = page0 + local;
       const int r = e < 2 ? r_lo : r_hi;
-      if (page < n && r < rows)
-        p.scores[(static_cast<size_t>(kvh) * p.max_rows + r) * p.score_stride + page] = s[j][e];
+      if (page < n && r < rows) {
+        const float scale = eight_bit ? p.kv.bound_scale[static_cast<size_t>(tile_phys[local]) * Hk + kvh] : 1.0f;
+        out[static_cast<size_t>(r) * p.score_stride + page] = s[j][e] * scale;
+      }
     }
 }
 
 template <typename T, int D>
-void launch(const QuestScoreParams& p, int row_tiles, cudaStream_t stream) {
-  const dim3 grid(ceil_div(p.kv.num_pages, kTileRows), p.kv.num_kv_heads, row_tiles);
+void launch(const QuestScoreParams& p, int row_tiles, int num_seqs, int max_pages, cudaStream_t stream) {
+  const dim3 grid(ceil_div(max_pages, kTileRows), num_seqs * p.kv.num_kv_heads, row_tiles);
   launch_kernel(quest_scores_kernel<T, D>, grid, 128, 0, stream, p);
   check_launch("quest_scores_kernel");
 }
 
 }  // namespace
 
-void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, int row_tiles,
-                         cudaStream_t stream) {
-  if (p.kv.num_pages == 0) return;
-  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, row_tiles, stream);
+void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, int row_tiles, int num_seqs,
+                         int max_pages, cudaStream_t stream) {
+  if (max_pages == 0) return;
+  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, row_tiles, num_seqs, max_pages, stream);
 }
 
 }  // namespace losa::cuda

@@ -1,8 +1,9 @@
 // SparseD's attention mass per (q head, page): sum over block tokens and the page's keys of
-// exp(scale q.k - lse_full). One CTA per (64-token tile, KV head, 64-row tile): the scores come
+// exp(scale q.k - lse_full). One CTA per (64-token tile, sequence x KV head, 64-row tile): the scores come
 // from the same tensor-core step as attention; per-page sums are reduced in the warp, then per
 // head in shared memory, then added to the global mass.
 #include "dispatch.cuh"
+#include "kv_view.cuh"
 #include "launch.cuh"
 #include "launchers.hpp"
 #include "tile.cuh"
@@ -19,33 +20,34 @@ __global__ void __launch_bounds__(128) sparsed_mass_kernel(const __grid_constant
   allow_successor();
   __shared__ __align__(128) char tile[TileShape<T, D>::kBytes];
   __shared__ float head_mass[kMaxGroup * kMaxTilePages];
-  const int kvh = blockIdx.y, row0 = blockIdx.z * kRowsPerCta;
+  const int seq = blockIdx.y / p.kv.num_kv_heads, kvh = blockIdx.y % p.kv.num_kv_heads;
+  const int row0 = blockIdx.z * kRowsPerCta;
   const int rows = p.block_size * p.group;  // every token, packed as token * group + g
-  if (row0 >= rows) return;
+  const SeqPages sp = seq_pages(p.kv, seq);
   const int P = p.kv.page_size, log2_page = __ffs(P) - 1, tile_pages = kTileRows / P;
-  const int n = p.kv.num_pages, page0 = blockIdx.x * tile_pages;
+  const int n = sp.num_pages, page0 = blockIdx.x * tile_pages;
+  if (row0 >= rows || page0 >= n) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  auto valid_len = [&](int page) {
-    return page >= n ? 0 : (page == n - 1 ? p.kv.last_page_len : P);
-  };
+  auto valid_len = [&](int page) { return page >= n ? 0 : sp.valid_tokens(page, P); };
   load_tile_async<T, D, 128>(tile, p.kv.keys, [&](int row) -> const void* {
     const int page = page0 + (row >> log2_page), slot = row & (P - 1);
     if (slot >= valid_len(page)) return nullptr;
-    return static_cast<const T*>(p.kv.keys) +
-           ((static_cast<size_t>(p.kv.page_table[page]) * p.kv.num_kv_heads + kvh) * P + slot) * D;
+    return static_cast<const T*>(p.kv.keys) + page_block_offset(sp.table[page], kvh, p.kv.num_kv_heads, P, D) +
+           static_cast<size_t>(slot) * D;
   });
   cp_async_commit();
   for (int i = threadIdx.x; i < p.group * tile_pages; i += 128) head_mass[i] = 0.0f;
 
   const int r_lo = row0 + warp * 16 + g, r_hi = r_lo + 8;
+  const int64_t seq_row0 = static_cast<int64_t>(seq) * p.block_size;
   auto q_row = [&](int r) -> const T* {
     if (r >= rows) return nullptr;
-    return static_cast<const T*>(p.q) +
-           (static_cast<size_t>(r / p.group) * p.num_q_heads + kvh * p.group + r % p.group) * D;
+    return static_cast<const T*>(p.q.data) + (seq_row0 + r / p.group) * p.q.stride +
+           static_cast<int64_t>(kvh * p.group + r % p.group) * D;
   };
   auto lse2 = [&](int r) {  // the row's full lse in log2 units
     return r >= rows ? INFINITY
-                     : p.lse_full[(r / p.group) * p.num_q_heads + kvh * p.group + r % p.group] * kLog2e;
+                     : p.lse_full[(seq_row0 + r / p.group) * p.num_q_heads + kvh * p.group + r % p.group] * kLog2e;
   };
   uint32_t qa[D / 16][4];
   load_query_fragments<T, D>(qa, q_row(r_lo), q_row(r_hi), lane);
@@ -86,26 +88,28 @@ __global__ void __launch_bounds__(128) sparsed_mass_kernel(const __grid_constant
   for (int i = threadIdx.x; i < p.group * tile_pages; i += 128) {
     const int gi = i / tile_pages, page = page0 + i % tile_pages;
     if (page < n)
-      atomicAdd(&p.mass[(static_cast<size_t>(kvh) * p.group + gi) * p.mass_stride + page], head_mass[i]);
+      atomicAdd(&p.mass[(static_cast<size_t>(blockIdx.y) * p.group + gi) * p.mass_stride + page], head_mass[i]);
   }
 }
 
 template <typename T, int D>
-void launch(const SparsedMassParams& p, int row_tiles, cudaStream_t stream) {
+void launch(const SparsedMassParams& p, int row_tiles, int num_seqs, int max_pages, cudaStream_t stream) {
   const int tile_pages = kTileRows / p.kv.page_size;
-  const dim3 grid(ceil_div(p.kv.num_pages, tile_pages), p.kv.num_kv_heads, row_tiles);
+  const dim3 grid(ceil_div(max_pages, tile_pages), num_seqs * p.kv.num_kv_heads, row_tiles);
   launch_kernel(sparsed_mass_kernel<T, D>, grid, 128, 0, stream, p);
   check_launch("sparsed_mass_kernel");
 }
 
 }  // namespace
 
-void launch_sparsed_mass(DType dtype, int head_dim, const SparsedMassParams& p, int row_tiles,
-                         cudaStream_t stream) {
+int sparsed_max_group() { return kMaxGroup; }
+
+void launch_sparsed_mass(DType dtype, int head_dim, const SparsedMassParams& p, int row_tiles, int num_seqs,
+                         int max_pages, cudaStream_t stream) {
   if (p.group > kMaxGroup)
     throw ArgumentError("launch_sparsed_mass", "group", "must be <= 64 on the GPU");
-  if (p.kv.num_pages == 0) return;
-  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, row_tiles, stream);
+  if (max_pages == 0) return;
+  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, row_tiles, num_seqs, max_pages, stream);
 }
 
 }  // namespace losa::cuda

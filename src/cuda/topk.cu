@@ -1,5 +1,6 @@
-// Per-row top-k page selection (radix select), and the union of the selections per KV head
-// compacted into page lists.
+// Per-row top-k page selection (radix select), and the union of the selections per (sequence,
+// KV head) compacted into page lists: QUEST's rows, and SparseD's switch step, where the rows
+// are the query heads of a group.
 //
 // A CTA selects for one row. Its scores are staged in shared memory as order-preserving keys;
 // 8-bit radix passes over key - min (at most four) find the k-th largest key T. Every key > T is taken; of the keys
@@ -13,6 +14,7 @@
 #include <algorithm>
 
 #include "common.cuh"
+#include "kv_view.cuh"
 #include "launch.cuh"
 #include "launchers.hpp"
 
@@ -38,14 +40,17 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   __shared__ int found_remaining, found_count;
   extern __shared__ uint32_t keys[];  // [candidates]
 
-  const int row = blockIdx.x, kvh = blockIdx.y, tid = threadIdx.x;
-  const int valid_rows = p.active_count ? *p.active_count * p.group : p.rows_per_kv_head;
+  // Grid (rows, Hk, S): head_slot = seq * Hk + kv_head indexes the per-(sequence, KV head) arrays.
+  const int row = blockIdx.x, seq = blockIdx.z, tid = threadIdx.x;
+  const int head_slot = seq * gridDim.y + blockIdx.y;
+  const int valid_rows = p.active_count ? p.active_count[seq] * p.group : p.rows_per_kv_head;
   if (row >= valid_rows) return;
-  const size_t row_index = static_cast<size_t>(kvh) * p.rows_per_kv_head + row;
+  const size_t row_index = static_cast<size_t>(head_slot) * p.rows_per_kv_head + row;
   const float* scores = p.scores + row_index * p.score_stride;
-  const int n = p.num_pages;
-  const int candidates = p.keep_last ? n - 1 : n;
-  const bool take_all = p.k >= candidates;
+  const int n = (p.kv_len[seq] + p.page_size - 1) / p.page_size;
+  const int candidates = p.keep_last ? max(n - 1, 0) : n;
+  const int k = p.select_fraction > 0.0 ? min(n, max(1, static_cast<int>(ceil(p.select_fraction * n - 1e-9)))) : p.k;
+  const bool take_all = k >= candidates;
 
   uint32_t threshold = 0;
   int ties_to_take = 0;
@@ -74,7 +79,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
     __syncthreads();
     const uint32_t base = key_min, range = key_max - key_min;
     uint32_t prefix = 0, prefix_mask = 0;
-    int remaining = p.k, equal_count = candidates;
+    int remaining = k, equal_count = candidates;
     for (int top = range ? 31 - __clz(range) : -1; top >= 0;) {
       const int low = max(top - 7, 0), width_mask = (1 << (top - low + 1)) - 1;
       hist[tid] = 0;  // kSelectThreads == 256 bins
@@ -105,7 +110,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
     ordered_ties = ties_to_take < equal_count;
   }
 
-  uint8_t* flags = p.union_flags ? p.union_flags + static_cast<size_t>(kvh) * p.flag_stride : nullptr;
+  uint8_t* flags = p.union_flags + static_cast<size_t>(head_slot) * p.flag_stride;
   uint32_t* bits = p.row_bits ? p.row_bits + row_index * p.words : nullptr;
   int ties_taken = 0;
   for (int base = 0; base < n; base += kSelectThreads) {
@@ -126,27 +131,29 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
       __syncthreads();  // scan_storage is reused
     }
     if (p.keep_last && i == n - 1) chosen = true;
-    if (flags && chosen) flags[i] = 1;
+    if (chosen) flags[i] = 1;
     const uint32_t word = __ballot_sync(0xffffffffu, chosen);
     const int word_start = base + (tid / 32) * 32;
     if (bits && tid % 32 == 0 && word_start < n) bits[word_start / 32] = word;
   }
 }
 
-// One CTA per KV head; each thread takes four flags at a time (one 32-bit load).
+// One CTA per (sequence, KV head); each thread takes four flags at a time (one 32-bit load).
 __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ UnionParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   allow_successor();
   using Scan = cub::BlockScan<int, kUnionThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
-  const int kvh = blockIdx.x;
-  uint8_t* flags = p.flags + static_cast<size_t>(kvh) * p.flag_stride;
-  int32_t* pages = p.pages + static_cast<size_t>(kvh) * p.list_stride;
+  const int head_slot = blockIdx.x, seq = head_slot / p.kv.num_kv_heads;
+  const SeqPages sp = seq_pages(p.kv, seq);
+  uint8_t* flags = p.flags + static_cast<size_t>(head_slot) * p.flag_stride;
+  int32_t* pages = p.pages + static_cast<size_t>(head_slot) * p.list_stride;
+  int32_t* phys = p.phys + static_cast<size_t>(head_slot) * p.list_stride;
   int written = 0;
-  for (int base = 0; base < p.num_pages; base += 4 * kUnionThreads) {
+  for (int base = 0; base < sp.num_pages; base += 4 * kUnionThreads) {
     const int i = base + 4 * threadIdx.x;
     uint32_t four = 0;
-    if (i < p.num_pages) four = *reinterpret_cast<const uint32_t*>(flags + i);  // stride % 4 == 0
+    if (i < sp.num_pages) four = *reinterpret_cast<const uint32_t*>(flags + i);  // stride % 4 == 0
     const int count = __popc(four & 0x01010101u);
     int pos, total;
     Scan(scan_storage).ExclusiveSum(count, pos, total);
@@ -154,7 +161,7 @@ __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_const
 #pragma unroll
       for (int j = 0; j < 4; ++j)
         if ((four >> (8 * j)) & 1u) {
-          if (p.phys) p.phys[static_cast<size_t>(kvh) * p.list_stride + written + pos] = p.page_table[i + j];
+          phys[written + pos] = sp.table[i + j];
           pages[written + pos++] = i + j;
         }
       *reinterpret_cast<uint32_t*>(flags + i) = 0u;  // clean for the next step
@@ -162,14 +169,14 @@ __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_const
     written += total;
     __syncthreads();
   }
-  if (threadIdx.x == 0) p.counts[kvh] = written;
+  if (threadIdx.x == 0) p.counts[head_slot] = written;
 }
 
 }  // namespace
 
-void launch_topk(const TopKParams& p, int num_kv_heads, cudaStream_t stream) {
-  if (p.num_pages == 0 || p.rows_per_kv_head == 0) return;
-  const size_t smem = static_cast<size_t>(std::max(p.num_pages, 1)) * sizeof(uint32_t);
+void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pages, cudaStream_t stream) {
+  if (max_pages == 0 || p.rows_per_kv_head == 0) return;
+  const size_t smem = static_cast<size_t>(max_pages) * sizeof(uint32_t);
   if (smem > 48 * 1024) {
     static size_t granted = 48 * 1024;  // raise the opt-in only when a larger prefix needs it
     if (smem > granted) {
@@ -178,12 +185,12 @@ void launch_topk(const TopKParams& p, int num_kv_heads, cudaStream_t stream) {
       granted = smem;
     }
   }
-  launch_kernel(topk_kernel, dim3(p.rows_per_kv_head, num_kv_heads), kSelectThreads, smem, stream, p);
+  launch_kernel(topk_kernel, dim3(p.rows_per_kv_head, num_kv_heads, num_seqs), kSelectThreads, smem, stream, p);
   check_launch("topk_kernel");
 }
 
-void launch_union(const UnionParams& p, int num_kv_heads, cudaStream_t stream) {
-  launch_kernel(union_kernel, num_kv_heads, kUnionThreads, 0, stream, p);
+void launch_union(const UnionParams& p, int num_seqs, cudaStream_t stream) {
+  launch_kernel(union_kernel, num_seqs * p.kv.num_kv_heads, kUnionThreads, 0, stream, p);
   check_launch("union_kernel");
 }
 

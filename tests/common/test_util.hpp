@@ -55,8 +55,10 @@ struct RandomCache {
 };
 
 inline RandomCache make_random_cache(int kv_len, int num_kv_heads, int head_dim, int page_size,
-                                     DType dtype, uint64_t seed, float key_mean_spread = 1.0f) {
+                                     DType dtype, uint64_t seed, float key_mean_spread = 1.0f,
+                                     bool keep_bounds8 = false) {
   PagedKVConfig c;
+  c.keep_bounds8 = keep_bounds8;
   c.num_kv_heads = num_kv_heads;
   c.head_dim = head_dim;
   c.page_size = page_size;

@@ -5,12 +5,15 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
+#include <limits>
 #include <vector>
 
 #include "common/test_util.hpp"
 #include "losa/cuda/device.hpp"
 #include "losa/cuda/device_buffer.hpp"
 #include "losa/cuda/device_kv.hpp"
+#include "losa/cuda/engine.hpp"
 
 /// Skips the test visibly ("[  SKIPPED ]", which CTest reports as skipped) without a GPU.
 #define LOSA_REQUIRE_GPU()                                                        \
@@ -38,6 +41,23 @@ inline ::testing::AssertionResult valid_top_k(const double* scores, int n, int k
       return ::testing::AssertionFailure() << "unchosen " << i << " scores " << scores[i]
                                            << " > chosen minimum " << min_chosen << " + " << tol;
   return ::testing::AssertionSuccess();
+}
+
+/// True when the k-th largest of scores[0..n) exceeds the (k+1)-th by more than `tol`: any
+/// implementation correct within `tol` must then choose exactly the same set.
+inline bool well_separated_top_k(const double* scores, int n, int k, double tol) {
+  if (k >= n || k <= 0) return true;
+  std::vector<double> sorted(scores, scores + n);
+  std::nth_element(sorted.begin(), sorted.begin() + k, sorted.end(), std::greater<double>());
+  const double next = sorted[k];
+  const double kth = *std::min_element(sorted.begin(), sorted.begin() + k);
+  return kth - next > 2 * tol;
+}
+
+/// The larger of two errors, NaN winning (std::max would drop a NaN in its second argument).
+inline double worst(double a, double b) {
+  if (std::isnan(a) || std::isnan(b)) return std::numeric_limits<double>::quiet_NaN();
+  return std::max(a, b);
 }
 
 /// Maximum |x| of a range, for tolerances relative to a row's scale.

@@ -1,17 +1,19 @@
 #pragma once
-// One attention layer-step of block diffusion decoding on the GPU, in any mode: the CUDA twin of
-// losa::layer_step (losa/layer_step.hpp), computing the same function.
+// One attention layer-step of one sequence on the GPU: the CUDA twin of losa::layer_step
+// (losa/layer_step.hpp). A convenience over AttentionEngine (losa/cuda/engine.hpp) planned for
+// one sequence, owning its workspace and layer state, and keeping every mode's prefix state so
+// that tests can compare it; a model uses the engine directly.
 //
-// Every buffer is allocated up front for `max_prefix_pages`; counts (active tokens, union sizes)
-// stay on the device; run() only enqueues kernels on the stream, so a whole step can be captured
-// in a CUDA graph and replayed with new inputs in the same buffers. The kernels a step enqueues
-// depend on the step index (step 0 is full, SparseD switches after its full steps), which the
-// host tracks: capture a step of the kind you replay (any LoSA step t > 0 is alike).
+// run() only enqueues kernels on the stream, so a step can be captured in a CUDA graph and
+// replayed with new inputs in the same buffers. The kernels a step enqueues depend on the step
+// index (step 0 is full, SparseD switches after its full steps), which the host tracks: capture
+// a step of the kind you replay (any LoSA step t > 0 is alike).
 #include <functional>
 #include <memory>
+#include <vector>
 
-#include "losa/cuda/device_buffer.hpp"
 #include "losa/cuda/device_kv.hpp"
+#include "losa/cuda/engine.hpp"
 #include "losa/layer_step.hpp"
 
 namespace losa::cuda {
@@ -29,7 +31,7 @@ class LayerStepRunner {
  public:
   /// Throws ArgumentError naming the first bad argument (shape, config, mode).
   LayerStepRunner(const BlockShape& shape, const PagedKVConfig& kv_config, const ModeConfig& mode,
-                  int max_prefix_pages);
+                  int max_prefix_pages, const EngineOptions& options = {});
   ~LayerStepRunner();
   LayerStepRunner(LayerStepRunner&&) noexcept;
   LayerStepRunner& operator=(LayerStepRunner&&) noexcept;
@@ -44,24 +46,17 @@ class LayerStepRunner {
 
   /// Statistics of the last run (density, active tokens, bytes). Synchronises `stream`.
   StepStats last_stats(Stream stream = nullptr) const;
-
-  /// The last run's choices (fresh tokens, pages loaded and, with attend=own, each row's
-  /// pages) in the CPU reference's form, which losa::layer_step can replay. Synchronises
-  /// `stream`; for tests and diagnostics.
+  /// The last run's choices in the CPU reference's form. Synchronises `stream`.
   StepDecisions last_decisions(Stream stream = nullptr) const;
-
-  /// Called on the host between the stages a run enqueues, with the next stage's name
-  /// ("active_set", "page_scores", "topk", "union", "attention", "finalize", "sparsed_select"):
-  /// a benchmark records events there for the per-stage breakdown. Empty: no calls.
+  /// Called on the host between the stages a run enqueues (AttentionEngine::set_stage_hook).
   void set_stage_hook(std::function<void(const char* stage)> hook);
 
-  /// The cached prefix state [B, Hq, D] fp32 and lse [B, Hq] fp32 (natural log), on the device.
-  const DeviceBuffer& prefix_o() const;
-  const DeviceBuffer& prefix_lse() const;
+  /// The prefix state [B, Hq] lse fp32 (natural log) of the last run, downloaded.
+  std::vector<float> prefix_lse(Stream stream = nullptr) const;
+  const AttentionEngine& engine() const;
 
  private:
   struct Impl;
-  static PageSelection selection_from_device(const Impl& impl);
   std::unique_ptr<Impl> impl_;
 };
 

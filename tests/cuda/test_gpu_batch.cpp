@@ -1,0 +1,388 @@
+// The batched engine: a batch of sequences of different lengths (0, 1, partial pages) in one set
+// of launches equals one-sequence runs bit for bit and the CPU reference per sequence; q, k and v
+// come as slices of one fused QKV tensor; a graph captured once replays across appends and
+// blocks; bad arguments are refused before anything is queued.
+#include <cuda_runtime.h>
+
+#include "../../src/cuda/launchers.hpp"
+#include "gpu_test_util.hpp"
+#include "layer_step_harness.hpp"
+#include "losa/cuda/engine.hpp"
+#include "losa/errors.hpp"
+
+namespace losa {
+namespace {
+
+constexpr double kTolOut = 1e-2, kTolRow = 2e-2;
+
+struct BatchSetup {
+  BlockShape shape{5, 8, 2, 128};
+  PagedKVConfig cfg;
+  std::vector<int> lengths{0, 1, 37, 300, 1029};
+  int S() const { return static_cast<int>(lengths.size()); }
+  int64_t qkv_stride() const { return static_cast<int64_t>(shape.num_q_heads + 2 * shape.num_kv_heads) * shape.head_dim; }
+
+  BatchSetup() {
+    cfg.num_kv_heads = shape.num_kv_heads;
+    cfg.head_dim = shape.head_dim;
+    cfg.page_size = 16;
+    cfg.max_pages = 200;
+    cfg.page_order_seed = 5;
+  }
+
+  /// Sequences filled in interleaved uneven chunks, so that their pages interleave in the pool.
+  PagedKVCache make_cache(uint64_t seed) const {
+    PagedKVCache cache(cfg);
+    const size_t row = static_cast<size_t>(cfg.num_kv_heads) * cfg.head_dim;
+    std::vector<int> done(S(), 0);
+    for (int s = 0; s < S(); ++s) cache.add_sequence();
+    for (int round = 0;; ++round) {
+      bool any = false;
+      for (int s = 0; s < S(); ++s) {
+        const int n = std::min(7 + 3 * round, lengths[s] - done[s]);
+        if (n <= 0) continue;
+        any = true;
+        auto k = test::random_vector(n * row, seed + 100 * s + round, 1.0f);
+        const auto offsets = test::random_vector(n, seed + 100 * s + round + 50, 2.0f);
+        for (int t = 0; t < n; ++t)
+          for (size_t e = 0; e < row; ++e) k[t * row + e] += offsets[t] * ((e % 3) ? 1.0f : -1.0f);
+        const auto v = test::random_vector(n * row, seed + 100 * s + round + 77);
+        cache.append(s, test::rounded(k, cfg.dtype).data(), test::rounded(v, cfg.dtype).data(), n);
+        done[s] += n;
+      }
+      if (!any) break;
+    }
+    return cache;
+  }
+
+  /// One step's inputs of every sequence: per sequence q [B, Hq, D], k, v [B, Hk, D] (rounded),
+  /// and the fused device tensor [S * B, Hq + 2 Hk, D].
+  struct Inputs {
+    std::vector<test::StepInputs> per_seq;
+    std::vector<float> fused;
+  };
+  Inputs make_inputs(uint64_t seed, int step, const Inputs* previous) const {
+    Inputs in;
+    const int B = shape.block_size, Hq = shape.num_q_heads, Hk = shape.num_kv_heads, D = shape.head_dim;
+    in.fused.assign(static_cast<size_t>(S()) * B * qkv_stride(), 0.0f);
+    for (int s = 0; s < S(); ++s) {
+      test::StepInputs x;
+      const size_t qn = static_cast<size_t>(B) * Hq * D, kn = static_cast<size_t>(B) * Hk * D;
+      if (!previous) {
+        x.q = test::random_vector(qn, seed + s, 1.5f);
+        x.k = test::random_vector(kn, seed + s + 20);
+        x.v = test::random_vector(kn, seed + s + 40);
+      } else {  // a step later: token (s + step) % B jumps, the rest drift
+        x = previous->per_seq[s];
+        const auto jump = test::random_vector(qn, seed + 1000 * step + s, 1.5f);
+        const auto drift = test::random_vector(qn, seed + 1000 * step + s + 7, 0.01f);
+        for (size_t e = 0; e < qn; ++e) x.q[e] = (e / (Hq * D)) == static_cast<size_t>((s + step) % B) ? jump[e] : x.q[e] + drift[e];
+      }
+      x.q = test::rounded(x.q, cfg.dtype);
+      x.k = test::rounded(x.k, cfg.dtype);
+      x.v = test::rounded(x.v, cfg.dtype);
+      for (int t = 0; t < B; ++t) {
+        float* row = &in.fused[(static_cast<size_t>(s) * B + t) * qkv_stride()];
+        std::copy_n(&x.q[static_cast<size_t>(t) * Hq * D], Hq * D, row);
+        std::copy_n(&x.k[static_cast<size_t>(t) * Hk * D], Hk * D, row + Hq * D);
+        std::copy_n(&x.v[static_cast<size_t>(t) * Hk * D], Hk * D, row + (Hq + Hk) * D);
+      }
+      in.per_seq.push_back(std::move(x));
+    }
+    return in;
+  }
+};
+
+/// An engine with its own workspace and one layer state.
+struct EngineRig {
+  cuda::AttentionEngine engine;
+  cuda::DeviceBuffer workspace, state_storage;
+  cuda::LayerState state;
+  EngineRig(const BlockShape& shape, const PagedKVConfig& cfg, const ModeConfig& mode, int num_seqs, int max_pages,
+            const cuda::EngineOptions& options)
+      : engine(shape, cfg, mode, options) {
+    engine.plan(num_seqs, max_pages);
+    workspace = cuda::allocate_for_engine(engine.workspace_bytes());
+    engine.bind_workspace(workspace.data(), workspace.bytes());
+    state_storage = cuda::allocate_for_engine(std::max<size_t>(engine.layer_state_bytes(), 1));
+    state = engine.make_layer_state(state_storage.data(), state_storage.bytes());
+  }
+};
+
+cuda::StepIO fused_io(const BatchSetup& b, const cuda::DeviceBuffer& qkv, const cuda::DeviceBuffer& o, int first_seq) {
+  const int Hq = b.shape.num_q_heads, Hk = b.shape.num_kv_heads, D = b.shape.head_dim, B = b.shape.block_size;
+  const size_t row0 = static_cast<size_t>(first_seq) * B;
+  const auto* base = static_cast<const uint16_t*>(qkv.data()) + row0 * b.qkv_stride();
+  cuda::StepIO io;
+  io.q = cuda::TokenTensor{base, b.qkv_stride()};
+  io.k = cuda::TokenTensor{base + Hq * D, b.qkv_stride()};
+  io.v = cuda::TokenTensor{base + (Hq + Hk) * D, b.qkv_stride()};
+  io.o = static_cast<uint16_t*>(o.data()) + row0 * Hq * D;
+  return io;
+}
+
+ModeConfig mode_of(Mode m, Attend attend = Attend::own) {
+  ModeConfig c;
+  c.mode = m;
+  c.budget_tokens = 64;
+  c.attend = attend;
+  c.steps_per_block = 4;
+  c.sparsed_skip = 0.25;  // one full step, then sparse
+  c.sparsed_select = 0.3;
+  return c;
+}
+
+void check_batch_against_singles_and_cpu(const ModeConfig& mode) {
+  const BatchSetup b;
+  const PagedKVCache cache = b.make_cache(17);
+  cuda::DeviceKVCache dev(b.cfg, 1);
+  dev.upload(cache, 0);
+  int max_pages = 1;
+  for (int s = 0; s < b.S(); ++s) max_pages = std::max(max_pages, dev.reserved_pages(s));
+  cuda::EngineOptions options;
+  options.force_num_splits = 3;  // the same splits batched and alone: bit-identical outputs
+  EngineRig batched(b.shape, b.cfg, mode, b.S(), max_pages, options);
+  std::vector<std::unique_ptr<EngineRig>> singles;
+  for (int s = 0; s < b.S(); ++s)
+    singles.push_back(std::make_unique<EngineRig>(b.shape, b.cfg, mode, 1, max_pages, options));
+  std::vector<LayerBlockState> cpu(b.S());
+  const size_t out_elems = static_cast<size_t>(b.S()) * b.shape.num_rows() * b.shape.head_dim;
+  cuda::DeviceBuffer o_batch(out_elems * 2), o_single(out_elems * 2);
+  BatchSetup::Inputs in;
+  for (int step = 0; step < 4; ++step) {
+    in = b.make_inputs(99, step, step ? &in : nullptr);
+    cuda::DeviceBuffer qkv = cuda::upload_as(b.cfg.dtype, in.fused);
+    std::vector<uint16_t> poison(out_elems, 0x7fc0);
+    o_batch.upload(poison.data(), out_elems * 2);
+    o_single.upload(poison.data(), out_elems * 2);
+    batched.engine.run(dev.view(0), fused_io(b, qkv, o_batch, 0), batched.state, step);
+    std::vector<StepDecisions> decisions;
+    for (int s = 0; s < b.S(); ++s) decisions.push_back(batched.engine.last_decisions(s, batched.state));
+    for (int s = 0; s < b.S(); ++s)
+      singles[s]->engine.run(dev.view(0, s, 1), fused_io(b, qkv, o_single, s), singles[s]->state, step);
+    cuda::synchronize(nullptr);
+    std::vector<uint16_t> got_batch(out_elems), got_single(out_elems);
+    o_batch.download(got_batch.data(), out_elems * 2);
+    o_single.download(got_single.data(), out_elems * 2);
+    EXPECT_EQ(got_batch, got_single) << mode_name(mode.mode) << " step " << step << ": batched != one sequence at a time";
+    const auto gpu_o = cuda::download_as(b.cfg.dtype, o_batch, out_elems);
+    for (int s = 0; s < b.S(); ++s) {
+      const test::StepInputs& x = in.per_seq[s];
+      StepDecisions own;
+      LayerBlockState own_state = cpu[s];
+      std::vector<float> own_o(x.q.size());
+      layer_step(cache, s, b.shape, mode, x.q.data(), x.k.data(), x.v.data(), own_state, own_o.data(), nullptr, &own);
+      test::check_active_set(b.shape, mode, cpu[s], x, decisions[s], own, step);
+      const bool quest = mode.mode == Mode::quest || (mode.mode == Mode::losa && step > 0);
+      if (quest) test::check_quest_rows(cache, s, b.shape, mode, x, decisions[s], own, step);
+      std::vector<float> cpu_o(x.q.size());
+      const StepStats cpu_stats = layer_step(cache, s, b.shape, mode, x.q.data(), x.k.data(), x.v.data(), cpu[s],
+                                             cpu_o.data(), &decisions[s]);
+      const float* g = &gpu_o[static_cast<size_t>(s) * x.q.size()];
+      EXPECT_LT(test::rel_l2(g, cpu_o.data(), cpu_o.size()), kTolOut) << "seq " << s << " step " << step;
+      for (int r = 0; r < b.shape.num_rows(); ++r)
+        EXPECT_LT(test::rel_l2(g + static_cast<size_t>(r) * b.shape.head_dim, &cpu_o[static_cast<size_t>(r) * b.shape.head_dim],
+                               b.shape.head_dim),
+                  kTolRow)
+            << "seq " << s << " step " << step << " row " << r;
+      const StepStats gpu_stats = batched.engine.last_stats(s);
+      EXPECT_EQ(gpu_stats.pages_loaded, cpu_stats.pages_loaded) << "seq " << s << " step " << step;
+      EXPECT_EQ(gpu_stats.active_tokens, cpu_stats.active_tokens) << "seq " << s << " step " << step;
+    }
+  }
+}
+
+TEST(GpuBatch, Dense) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::dense)); }
+TEST(GpuBatch, QuestOwn) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::quest)); }
+TEST(GpuBatch, QuestUnion) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::quest, Attend::union_)); }
+TEST(GpuBatch, LosaTau) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::losa)); }
+TEST(GpuBatch, LosaTopKWithKvChange) {
+  LOSA_REQUIRE_GPU();
+  ModeConfig m = mode_of(Mode::losa);
+  m.active_rule = ActiveRule::top_k;
+  m.k_active = 2;
+  m.change_includes_kv = true;
+  check_batch_against_singles_and_cpu(m);
+}
+TEST(GpuBatch, SparsedOwn) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::sparsed)); }
+TEST(GpuBatch, SparsedUnion) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::sparsed, Attend::union_)); }
+
+// Three blocks of a LoSA decode, every step a replay of one of three graphs captured once
+// (step 0, step t > 0, and the commit: a step t > 0 whose block K/V are then appended and the
+// lengths advanced, all on the device), against the CPU reference appending the same blocks.
+void graph_replays_across_blocks(const ModeConfig& mode) {
+  BatchSetup b;
+  b.lengths = {0, 13, 100};
+  PagedKVCache cache = b.make_cache(31);
+  const int blocks = 3, B = b.shape.block_size, Hk = b.shape.num_kv_heads, D = b.shape.head_dim;
+  cuda::DeviceKVCache dev(b.cfg, 1);
+  dev.upload(cache, 0, static_cast<int64_t>(blocks) * B);
+  int max_pages = 1;
+  for (int s = 0; s < b.S(); ++s) max_pages = std::max(max_pages, dev.reserved_pages(s));
+  EngineRig rig(b.shape, b.cfg, mode, b.S(), max_pages, {});
+  const size_t out_elems = static_cast<size_t>(b.S()) * b.shape.num_rows() * D;
+  const size_t qkv_elems = static_cast<size_t>(b.S()) * B * b.qkv_stride();
+  cuda::DeviceBuffer qkv(qkv_elems * 2), o(out_elems * 2);
+  cudaStream_t stream;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  const cuda::StepIO io = fused_io(b, qkv, o, 0);
+  auto capture = [&](int step, bool commit) {
+    cudaGraph_t graph;
+    cudaGraphExec_t exec;
+    EXPECT_EQ(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    rig.engine.run(dev.view(0), io, rig.state, step, stream);
+    if (commit) {
+      dev.append(0, 0, b.S(), io.k, io.v, B, stream);
+      dev.advance(0, b.S(), B, stream);  // inside a capture: the host mirror is left to mirror_advance
+    }
+    EXPECT_EQ(cudaStreamEndCapture(stream, &graph), cudaSuccess);
+    EXPECT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    cudaGraphDestroy(graph);
+    return exec;
+  };
+  const cudaGraphExec_t first = capture(0, false), later = capture(1, false), commit = capture(1, true);
+  ASSERT_EQ(dev.kv_len(1), 13) << "capturing advance() must not move the host mirror";
+  std::vector<LayerBlockState> cpu(b.S());
+  BatchSetup::Inputs in;
+  for (int block = 0; block < blocks; ++block) {
+    for (int s = 0; s < b.S(); ++s) cpu[s].begin_block();
+    for (int step = 0; step < 3; ++step) {
+      in = b.make_inputs(500 + block, step, step ? &in : nullptr);
+      const auto packed = cuda::upload_as(b.cfg.dtype, in.fused);
+      ASSERT_EQ(cudaMemcpyAsync(qkv.data(), packed.data(), qkv_elems * 2, cudaMemcpyDeviceToDevice, stream), cudaSuccess);
+      std::vector<uint16_t> poison(out_elems, 0x7fc0);
+      ASSERT_EQ(cudaMemcpyAsync(o.data(), poison.data(), out_elems * 2, cudaMemcpyHostToDevice, stream), cudaSuccess);
+      const bool is_commit = step == 2;
+      ASSERT_EQ(cudaGraphLaunch(step == 0 ? first : (is_commit ? commit : later), stream), cudaSuccess);
+      ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
+      const auto gpu_o = cuda::download_as(b.cfg.dtype, o, out_elems);
+      for (int s = 0; s < b.S(); ++s) {
+        const test::StepInputs& x = in.per_seq[s];
+        // Dense steps have no choice to replay; LoSA's later steps replay the device's choices.
+        // After a commit the device lengths have moved on: the choices are read against the
+        // prefix the step saw (the CPU's, not yet appended).
+        const bool replay = mode.mode == Mode::losa && step > 0;
+        StepDecisions d = replay ? rig.engine.last_decisions(s, rig.state, stream) : StepDecisions{};
+        if (replay) {
+          const int n = cache.num_pages(s);
+          d.selection.num_pages = n;
+          for (auto& pages : d.selection.row_pages)
+            pages.erase(std::remove_if(pages.begin(), pages.end(), [&](int p) { return p >= n; }), pages.end());
+        }
+        std::vector<float> cpu_o(x.q.size());
+        layer_step(cache, s, b.shape, mode, x.q.data(), x.k.data(), x.v.data(), cpu[s], cpu_o.data(), replay ? &d : nullptr);
+        EXPECT_LT(test::rel_l2(&gpu_o[static_cast<size_t>(s) * x.q.size()], cpu_o.data(), cpu_o.size()), kTolOut)
+            << "block " << block << " step " << step << " seq " << s;
+      }
+      if (is_commit) {
+        dev.mirror_advance(0, b.S(), B);
+        for (int s = 0; s < b.S(); ++s) cache.append(s, in.per_seq[s].k.data(), in.per_seq[s].v.data(), B);
+      }
+    }
+  }
+  // The device cache holds what the CPU appended, bit for bit, bounds too (each side at its own
+  // physical pages: the device reserved its pages ahead, the CPU took them as it went).
+  const size_t page_bytes = static_cast<size_t>(Hk) * b.cfg.page_size * D * 2, bound_bytes = static_cast<size_t>(Hk) * D * 2;
+  for (int s = 0; s < b.S(); ++s) {
+    ASSERT_EQ(dev.kv_len(s), cache.kv_len(s));
+    const auto table = dev.page_table(s);
+    for (int p = 0; p < cache.num_pages(s); ++p) {
+      std::vector<uint8_t> got(page_bytes), got_min(bound_bytes), got_max(bound_bytes);
+      cudaMemcpy(got.data(), static_cast<const uint8_t*>(dev.keys(0)) + table[p] * page_bytes, page_bytes, cudaMemcpyDeviceToHost);
+      cudaMemcpy(got_min.data(), static_cast<const uint8_t*>(dev.key_min(0)) + table[p] * bound_bytes, bound_bytes,
+                 cudaMemcpyDeviceToHost);
+      cudaMemcpy(got_max.data(), static_cast<const uint8_t*>(dev.key_max(0)) + table[p] * bound_bytes, bound_bytes,
+                 cudaMemcpyDeviceToHost);
+      const int phys = cache.page_id(s, p);
+      const auto* want = static_cast<const uint8_t*>(cache.keys_data()) + phys * page_bytes;
+      const int valid = cache.tokens_in_page(s, p);
+      for (int h = 0; h < Hk; ++h)
+        EXPECT_EQ(0, memcmp(got.data() + h * b.cfg.page_size * D * 2, want + h * b.cfg.page_size * D * 2, valid * D * 2))
+            << "seq " << s << " page " << p;
+      EXPECT_EQ(0, memcmp(got_min.data(), static_cast<const uint8_t*>(cache.key_min_data()) + phys * bound_bytes, bound_bytes))
+          << "seq " << s << " page " << p;
+      EXPECT_EQ(0, memcmp(got_max.data(), static_cast<const uint8_t*>(cache.key_max_data()) + phys * bound_bytes, bound_bytes))
+          << "seq " << s << " page " << p;
+    }
+  }
+  cudaGraphExecDestroy(first);
+  cudaGraphExecDestroy(later);
+  cudaGraphExecDestroy(commit);
+  cudaStreamDestroy(stream);
+}
+
+TEST(GpuBatchGraph, LosaReplaysAcrossAppendsAndBlocks) {
+  LOSA_REQUIRE_GPU();
+  ModeConfig m = mode_of(Mode::losa);
+  m.active_rule = ActiveRule::top_k;
+  m.k_active = 2;
+  graph_replays_across_blocks(m);
+}
+TEST(GpuBatchGraph, DenseReplaysAcrossAppendsAndBlocks) { LOSA_REQUIRE_GPU(); graph_replays_across_blocks(mode_of(Mode::dense)); }
+
+TEST(GpuBatchErrors, BadArgumentsAreRefusedBeforeAnythingRuns) {
+  LOSA_REQUIRE_GPU();
+  const BatchSetup b;
+  const PagedKVCache cache = b.make_cache(3);
+  cuda::DeviceKVCache dev(b.cfg, 1);
+  dev.upload(cache, 0, 40);
+  EngineRig rig(b.shape, b.cfg, mode_of(Mode::losa), b.S(), 100, {});
+  const size_t qkv_elems = static_cast<size_t>(b.S()) * b.shape.block_size * b.qkv_stride();
+  cuda::DeviceBuffer qkv(qkv_elems * 2 + 64), o(static_cast<size_t>(b.S()) * b.shape.num_rows() * b.shape.head_dim * 2);
+  cuda::StepIO io = fused_io(b, qkv, o, 0);
+  auto expect_argument = [&](const std::string& argument, auto&& call) {
+    try {
+      call();
+      ADD_FAILURE() << "no error for " << argument;
+    } catch (const ArgumentError& e) {
+      EXPECT_EQ(e.argument(), argument) << e.what();
+    }
+  };
+  cuda::StepIO misaligned = io;
+  misaligned.q.data = static_cast<const char*>(io.q.data) + 2;
+  expect_argument("io", [&] { rig.engine.run(dev.view(0), misaligned, rig.state, 0); });
+  cuda::StepIO short_stride = io;
+  short_stride.q.stride = 8;
+  expect_argument("io.q/o stride", [&] { rig.engine.run(dev.view(0), short_stride, rig.state, 0); });
+  expect_argument("kv", [&] { rig.engine.run(dev.view(0, 0, 2), io, rig.state, 0); });  // 2 sequences, plan has 5
+  expect_argument("step", [&] { rig.engine.run(dev.view(0), io, rig.state, -1); });
+  cuda::LayerState foreign;
+  expect_argument("state", [&] { rig.engine.run(dev.view(0), io, foreign, 0); });
+  // The prefix changes within a block, even by tokens that land in a partly filled page.
+  rig.engine.run(dev.view(0), io, rig.state, 0);
+  dev.append(0, 0, b.S(), io.k, io.v, 1);
+  dev.advance(0, b.S(), 1);
+  expect_argument("kv", [&] { rig.engine.run(dev.view(0), io, rig.state, 1); });
+  expect_argument("num_tokens", [&] { dev.advance(0, 1, 1000); });
+  // SparseD's group limit is checked when the engine is made, not in the middle of a run.
+  PagedKVConfig wide = b.cfg;
+  wide.num_kv_heads = 1;
+  wide.head_dim = 64;
+  expect_argument("shape", [&] { cuda::AttentionEngine(BlockShape{4, 65, 1, 64}, wide, mode_of(Mode::sparsed)); });
+  cuda::AttentionEngine unplanned(b.shape, b.cfg, mode_of(Mode::dense));
+  expect_argument("plan", [&] { unplanned.run(dev.view(0), io, rig.state, 0); });
+  cuda::synchronize(nullptr);
+}
+
+// The small-shared-memory configuration (2 pipeline stages, what sm_86/89 get at head dim 128)
+// forced on this GPU gives the reference's results.
+TEST(GpuSmallMemory, TwoStageAttentionMatchesReference) {
+  LOSA_REQUIRE_GPU();
+  cuda::force_attention_stages(2);
+  const BlockShape shape{16, 32, 8, 128};
+  test::RandomCache rc = test::make_random_cache(3000, 8, 128, 16, DType::bf16, 12, 2.0f);
+  for (Mode m : {Mode::dense, Mode::quest}) {
+    ModeConfig mode = mode_of(m);
+    const auto r = test::run_side_by_side(rc.cache, shape, mode, 1, [&](int) {
+      return test::StepInputs{test::rounded(test::random_vector(static_cast<size_t>(shape.num_rows()) * 128, 3, 1.5f), DType::bf16),
+                              test::rounded(test::random_vector(16 * 8 * 128, 4), DType::bf16),
+                              test::rounded(test::random_vector(16 * 8 * 128, 5), DType::bf16)};
+    });
+    EXPECT_LT(r.max_err_o, kTolOut) << mode_name(m);
+    EXPECT_LT(r.max_row_err_o, kTolRow) << mode_name(m);
+  }
+  cuda::force_attention_stages(0);
+}
+
+}  // namespace
+}  // namespace losa

@@ -1,0 +1,111 @@
+// The tokenizer against Hugging Face on the committed corpus: encode ids, decodes (valid and
+// invalid UTF-8, with and without special tokens), split_special_tokens, special-token lookups.
+// Runs on both trimmed fixture folders (vocab.json + merges.txt, tokenizer.json) and, when
+// LOSA_SDAR_TOKENIZER_DIR points at the released SDAR files, on the full vocabulary.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+
+#include "losa/runtime/tokenizer.hpp"
+#include "text_fixtures.hpp"
+
+namespace losa::test {
+namespace {
+
+using runtime::EncodeOptions;
+using runtime::Tokenizer;
+
+class TokenizerReference : public ::testing::TestWithParam<TokenizerFolder> {
+ protected:
+  void SetUp() override {
+    if (GetParam().dir.empty()) {
+      GTEST_SKIP() << "LOSA_SDAR_TOKENIZER_DIR is not set: the full-vocabulary check is skipped "
+                      "(set it to a folder with the SDAR vocab.json + merges.txt)";
+    }
+    tokenizer_ = std::make_unique<Tokenizer>(Tokenizer::load(GetParam().dir));
+  }
+  const std::string& ids_key() const { return GetParam().ids_key; }
+  const Json& facts() const { return reference()["tokens"][GetParam().facts_key]; }
+  std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+TEST_P(TokenizerReference, EncodeEqualsReference) {
+  for (const Json& entry : reference()["encode"]) {
+    SCOPED_TRACE(entry["name"].get<std::string>());
+    EXPECT_EQ(tokenizer_->encode(entry["text"].get<std::string>()), ids_of(entry, ids_key()));
+  }
+}
+
+TEST_P(TokenizerReference, DecodeEqualsReference) {
+  for (const Json& entry : reference()["encode"]) {
+    SCOPED_TRACE(entry["name"].get<std::string>());
+    const auto ids = ids_of(entry, ids_key());
+    EXPECT_EQ(tokenizer_->decode(ids), entry["decoded"].get<std::string>());
+    EXPECT_EQ(tokenizer_->decode(ids, /*skip_special=*/true),
+              entry["decoded_skip_special"].get<std::string>());
+  }
+}
+
+TEST_P(TokenizerReference, RoundTripGivesTextBackWhenItIsNfc) {
+  int checked = 0;
+  for (const Json& entry : reference()["encode"]) {
+    SCOPED_TRACE(entry["name"].get<std::string>());
+    const std::string text = entry["text"].get<std::string>();
+    const std::string back = tokenizer_->decode(tokenizer_->encode(text));
+    if (entry["nfc_stable"].get<bool>()) {
+      EXPECT_EQ(back, text);
+      ++checked;
+    } else {
+      EXPECT_NE(back, text) << "NFC should have changed this text";
+    }
+  }
+  EXPECT_GT(checked, 20);
+}
+
+TEST_P(TokenizerReference, SplitSpecialTokensEqualsReference) {
+  EncodeOptions options;
+  options.split_special_tokens = true;
+  for (const Json& entry : reference()["encode_split_special"]) {
+    SCOPED_TRACE(entry["name"].get<std::string>());
+    EXPECT_EQ(tokenizer_->encode(entry["text"].get<std::string>(), options),
+              ids_of(entry, ids_key()));
+  }
+}
+
+TEST_P(TokenizerReference, InvalidUtf8DecodesAsReference) {
+  for (const Json& entry : reference()["decode"]) {
+    SCOPED_TRACE(entry["name"].get<std::string>());
+    const auto ids = ids_of(entry, ids_key());
+    EXPECT_EQ(tokenizer_->decode(ids), entry["text"].get<std::string>());
+    EXPECT_EQ(tokenizer_->decode(ids, true), entry["text_skip_special"].get<std::string>());
+  }
+}
+
+TEST_P(TokenizerReference, ChatPromptsEncodeAsReference) {
+  for (const Json& entry : reference()["chat"]) {
+    SCOPED_TRACE(entry["name"].get<std::string>());
+    EXPECT_EQ(tokenizer_->encode(entry["prompt"].get<std::string>()), ids_of(entry, ids_key()));
+  }
+}
+
+TEST_P(TokenizerReference, SpecialTokenLookupsAsTransformers) {
+  EXPECT_EQ(tokenizer_->mask_token_id(), facts()["mask_token_id"].get<TokenId>());
+  EXPECT_EQ(tokenizer_->eos_token_id(), facts()["eos_token_id"].get<TokenId>());
+  EXPECT_EQ(tokenizer_->token_id("<|im_end|>"), facts()["im_end_id"].get<TokenId>());
+  EXPECT_EQ(tokenizer_->vocab_size(), facts()["vocab_size"].get<TokenId>());
+  const auto special = facts()["all_special_ids"].get<std::vector<TokenId>>();
+  std::vector<TokenId> added;
+  for (const auto& token : tokenizer_->added_tokens()) {
+    added.push_back(token.id);
+    const bool expected = std::count(special.begin(), special.end(), token.id) > 0;
+    EXPECT_EQ(tokenizer_->is_special(token.id), expected) << token.content;
+    EXPECT_EQ(token.special, expected) << token.content;
+  }
+  EXPECT_EQ(added, facts()["added_ids"].get<std::vector<TokenId>>());
+}
+
+INSTANTIATE_TEST_SUITE_P(Folders, TokenizerReference, ::testing::ValuesIn(all_folders()),
+                         [](const auto& info) { return info.param.label; });
+
+}  // namespace
+}  // namespace losa::test

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <functional>
 
 #include "losa/runtime/tokenizer.hpp"
 #include "text_fixtures.hpp"
@@ -102,6 +103,45 @@ TEST_P(TokenizerReference, SpecialTokenLookupsAsTransformers) {
     EXPECT_EQ(token.special, expected) << token.content;
   }
   EXPECT_EQ(added, facts()["added_ids"].get<std::vector<TokenId>>());
+}
+
+/// Encodes every reference text whose ids the `keep` test accepts, with the folder `dir`.
+void expect_reference_encodes(const std::string& dir, const std::function<bool(const Json&)>& keep) {
+  const Tokenizer tokenizer = Tokenizer::load(dir);
+  int checked = 0;
+  for (const Json& entry : reference()["encode"]) {
+    if (!keep(entry)) continue;
+    SCOPED_TRACE(entry["name"].get<std::string>());
+    EXPECT_EQ(tokenizer.encode(entry["text"].get<std::string>()), ids_of(entry, "trimmed_ids"));
+    ++checked;
+  }
+  EXPECT_GT(checked, 15);
+}
+
+TEST(TokenizerFormats, TokenizerJsonWithMergesAsStrings) {
+  // Files written by tokenizers < 0.20 hold each merge as "left right", not [left, right].
+  ScratchFolder folder("qwen_trimmed_json");
+  Json doc = Json::parse(folder.read("tokenizer.json"));
+  Json merges = Json::array();
+  for (const Json& pair : doc["model"]["merges"]) {
+    merges.push_back(pair[0].get<std::string>() + " " + pair[1].get<std::string>());
+  }
+  doc["model"]["merges"] = merges;
+  folder.write("tokenizer.json", doc.dump());
+  expect_reference_encodes(folder.dir(), [](const Json&) { return true; });
+}
+
+TEST(TokenizerFormats, AddedTokensJsonWithoutAddedTokensDecoder) {
+  // The older layout: added_tokens.json gives the ids, the special-token names the flags. Its
+  // SDAR copy names the mask token "<MASK>", so texts with "<|MASK|>" tokenize differently.
+  ScratchFolder folder("qwen_trimmed");
+  Json config = Json::parse(folder.read("tokenizer_config.json"));
+  config.erase("added_tokens_decoder");
+  folder.write("tokenizer_config.json", config.dump());
+  expect_reference_encodes(folder.dir(), [](const Json& entry) {
+    return entry["text"].get<std::string>().find("MASK") == std::string::npos;
+  });
+  EXPECT_EQ(Tokenizer::load(folder.dir()).find_token_id("<|MASK|>"), std::nullopt);
 }
 
 INSTANTIATE_TEST_SUITE_P(Folders, TokenizerReference, ::testing::ValuesIn(all_folders()),

@@ -3,7 +3,10 @@
 // tools/fixtures/make_tokenizer_fixtures.py from Hugging Face's tokenizers and transformers).
 #include <gtest/gtest.h>
 
+#include <unistd.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -59,5 +62,43 @@ inline std::vector<TokenizerFolder> all_folders() {
 inline std::vector<TokenId> ids_of(const Json& entry, const std::string& key) {
   return entry.at(key).get<std::vector<TokenId>>();
 }
+
+/// A scratch copy of a fixture folder (or an empty folder), removed at the end of the test.
+class ScratchFolder {
+ public:
+  explicit ScratchFolder(const std::string& fixture = "") {
+    namespace fs = std::filesystem;
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    path_ = fs::temp_directory_path() /
+            ("losa_tok_" + std::string(info->name()) + "_" + std::to_string(::getpid()));
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+    if (!fixture.empty()) {
+      for (const auto& file : fs::directory_iterator(fixture_path(fixture))) {
+        fs::copy_file(file.path(), path_ / file.path().filename());
+      }
+    }
+  }
+  ~ScratchFolder() { std::filesystem::remove_all(path_); }
+  ScratchFolder(const ScratchFolder&) = delete;
+  ScratchFolder& operator=(const ScratchFolder&) = delete;
+
+  std::string dir() const { return path_.string(); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  void write(const std::string& name, const std::string& text) const {
+    std::ofstream(path_ / name, std::ios::binary) << text;
+  }
+  std::string read(const std::string& name) const { return read_bytes(file(name)); }
+  /// Replaces the first `from` in file `name` by `to` (a failed expectation if absent).
+  void replace(const std::string& name, const std::string& from, const std::string& to) const {
+    std::string text = read(name);
+    const std::size_t at = text.find(from);
+    EXPECT_NE(at, std::string::npos) << from << " not in " << name;
+    if (at != std::string::npos) write(name, text.replace(at, from.size(), to));
+  }
+
+ private:
+  std::filesystem::path path_;
+};
 
 }  // namespace losa::test

@@ -1,0 +1,117 @@
+// StopStringMatcher against a naive oracle (the first prefix of the stream that ends with a stop
+// string), for every way of cutting the stream into pushes.
+#include <gtest/gtest.h>
+
+#include <random>
+
+#include "losa/errors.hpp"
+#include "losa/runtime/stop_strings.hpp"
+#include "text_fixtures.hpp"
+
+namespace losa::test {
+namespace {
+
+using runtime::StopStringMatcher;
+
+struct Expected {
+  bool stopped = false;
+  std::string text;  ///< what should be shown in all
+  std::string stop;
+};
+
+/// The oracle: grow the stream byte by byte; the first length at which some stop string is a
+/// suffix decides (the longest such stop), and the text shown ends before it.
+Expected naive_stop(const std::string& stream, const std::vector<std::string>& stops) {
+  for (std::size_t length = 1; length <= stream.size(); ++length) {
+    const std::string prefix = stream.substr(0, length);
+    const std::string* found = nullptr;
+    for (const std::string& stop : stops) {
+      const bool suffix = stop.size() <= prefix.size() &&
+                          prefix.compare(prefix.size() - stop.size(), stop.size(), stop) == 0;
+      if (suffix && (found == nullptr || stop.size() > found->size())) found = &stop;
+    }
+    if (found) return {true, prefix.substr(0, prefix.size() - found->size()), *found};
+  }
+  return {false, stream, ""};
+}
+
+/// Pushes `stream` in random pieces; checks that what is shown is always a prefix of the
+/// oracle's text, and that it all adds up to it.
+void check_cutting(const std::string& stream, const std::vector<std::string>& stops,
+                   std::mt19937& rng) {
+  const Expected expected = naive_stop(stream, stops);
+  StopStringMatcher matcher(stops);
+  std::string shown;
+  std::size_t pos = 0;
+  StopStringMatcher::Result last;
+  while (pos < stream.size() && !matcher.stopped()) {
+    const std::size_t piece = std::uniform_int_distribution<std::size_t>(1, 12)(rng);
+    last = matcher.push(std::string_view(stream).substr(pos, piece));
+    pos += piece;
+    shown += last.text;
+    ASSERT_EQ(expected.text.compare(0, shown.size(), shown), 0) << "shown too much: " << shown;
+  }
+  shown += matcher.finish();
+  EXPECT_EQ(matcher.stopped(), expected.stopped);
+  EXPECT_EQ(shown, expected.text);
+  if (expected.stopped) EXPECT_EQ(last.stop, expected.stop);
+}
+
+TEST(StopStrings, MatchTheOracleForEveryCutting) {
+  std::mt19937 rng(3);
+  for (const Json& entry : reference()["encode"]) {
+    const std::string text = entry["text"].get<std::string>();
+    if (text.size() < 8) continue;
+    SCOPED_TRACE(entry["name"].get<std::string>());
+    // Stop strings taken from the text itself, plus ones that are absent or overlap.
+    const std::size_t a = rng() % (text.size() - 4), b = rng() % (text.size() - 6);
+    const std::vector<std::vector<std::string>> stop_sets = {
+        {text.substr(a, 3)},
+        {text.substr(b, 5), text.substr(a, 2), "<|im_end|>"},
+        {"\n\n", "never in any text \x01"},
+        {text.substr(text.size() - 4) + "tail"},  // a partial match held back, then released
+    };
+    for (const auto& stops : stop_sets) {
+      for (int trial = 0; trial < 4; ++trial) check_cutting(text, stops, rng);
+    }
+  }
+}
+
+TEST(StopStrings, OverlappingStopsTheFirstToCompleteWins) {
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 20; ++trial) {
+    check_cutting("xxabcdyy", {"abcd", "bc"}, rng);
+    check_cutting("xxabcdyy", {"bcd", "abcd"}, rng);
+    check_cutting("aaab", {"aab", "aaab"}, rng);
+    check_cutting("<|im_e<|im_end|>", {"<|im_end|>"}, rng);
+  }
+}
+
+TEST(StopStrings, NoStopsShowsEverythingAtOnce) {
+  StopStringMatcher matcher({});
+  EXPECT_EQ(matcher.push("abc").text, "abc");
+  EXPECT_EQ(matcher.finish(), "");
+}
+
+TEST(StopStrings, AfterAStopNothingMoreShows) {
+  StopStringMatcher matcher({"END"});
+  const auto first = matcher.push("done END more");
+  EXPECT_TRUE(first.stopped);
+  const auto second = matcher.push("and more");
+  EXPECT_TRUE(second.stopped);
+  EXPECT_EQ(second.text, "");
+  EXPECT_EQ(matcher.finish(), "");
+}
+
+TEST(StopStrings, AnEmptyStopStringIsRejectedByPosition) {
+  try {
+    StopStringMatcher matcher({"ok", ""});
+    FAIL() << "no error";
+  } catch (const ArgumentError& e) {
+    EXPECT_EQ(e.argument(), "stop_strings");
+    EXPECT_NE(std::string(e.what()).find("position 1"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace losa::test

@@ -36,22 +36,12 @@ TEST(Chat, RendersAsTheTemplate) {
 }
 
 TEST(Chat, RejectsAnEmptyConversation) {
-  try {
-    render_chat({});
-    FAIL() << "no error";
-  } catch (const ArgumentError& e) {
-    EXPECT_EQ(e.argument(), "messages");
-  }
+  expect_error<ArgumentError>([] { render_chat({}); }, {"argument 'messages'", "is empty"});
 }
 
 TEST(Chat, RejectsAnUnknownRoleByPosition) {
-  try {
-    render_chat({{"user", "hi", {}}, {"robot", "beep", {}}});
-    FAIL() << "no error";
-  } catch (const ArgumentError& e) {
-    EXPECT_EQ(e.argument(), "messages");
-    EXPECT_NE(std::string(e.what()).find("'robot' at position 1"), std::string::npos) << e.what();
-  }
+  expect_error<ArgumentError>([] { render_chat({{"user", "hi", {}}, {"robot", "beep", {}}}); },
+                              {"argument 'messages'", "'robot' at position 1"});
 }
 
 }  // namespace

@@ -104,13 +104,8 @@ TEST(StopStrings, AfterAStopNothingMoreShows) {
 }
 
 TEST(StopStrings, AnEmptyStopStringIsRejectedByPosition) {
-  try {
-    StopStringMatcher matcher({"ok", ""});
-    FAIL() << "no error";
-  } catch (const ArgumentError& e) {
-    EXPECT_EQ(e.argument(), "stop_strings");
-    EXPECT_NE(std::string(e.what()).find("position 1"), std::string::npos) << e.what();
-  }
+  expect_error<ArgumentError>([] { StopStringMatcher matcher({"ok", ""}); },
+                              {"argument 'stop_strings'", "position 1"});
 }
 
 }  // namespace

@@ -3,8 +3,6 @@
 // UTF-8, unknown token names.
 #include <gtest/gtest.h>
 
-#include <functional>
-
 #include "losa/errors.hpp"
 #include "losa/runtime/tokenizer.hpp"
 #include "text_fixtures.hpp"
@@ -13,20 +11,6 @@ namespace losa::test {
 namespace {
 
 using runtime::Tokenizer;
-
-/// Runs `load` expecting an Error whose message contains every one of `parts`.
-template <typename Error>
-void expect_error(const std::function<void()>& load, const std::vector<std::string>& parts) {
-  try {
-    load();
-    FAIL() << "no error";
-  } catch (const Error& e) {
-    for (const std::string& part : parts) {
-      EXPECT_NE(std::string(e.what()).find(part), std::string::npos)
-          << "'" << part << "' missing from: " << e.what();
-    }
-  }
-}
 
 TEST(TokenizerErrors, MissingFolder) {
   expect_error<ArgumentError>([] { Tokenizer::load("/nonexistent/losa/model"); },

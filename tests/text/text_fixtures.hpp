@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
@@ -61,6 +62,20 @@ inline std::vector<TokenizerFolder> all_folders() {
 
 inline std::vector<TokenId> ids_of(const Json& entry, const std::string& key) {
   return entry.at(key).get<std::vector<TokenId>>();
+}
+
+/// Runs `run` expecting an Error whose message contains every one of `parts`.
+template <typename Error>
+void expect_error(const std::function<void()>& run, const std::vector<std::string>& parts) {
+  try {
+    run();
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    for (const std::string& part : parts) {
+      EXPECT_NE(std::string(e.what()).find(part), std::string::npos)
+          << "'" << part << "' missing from: " << e.what();
+    }
+  }
 }
 
 /// A scratch copy of a fixture folder (or an empty folder), removed at the end of the test.

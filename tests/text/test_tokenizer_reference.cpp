@@ -37,6 +37,19 @@ TEST_P(TokenizerReference, EncodeEqualsReference) {
   }
 }
 
+TEST_P(TokenizerReference, TokenSpellingsAsTransformers) {
+  for (const Json& entry : reference()["encode"]) {
+    SCOPED_TRACE(entry["name"].get<std::string>());
+    const auto ids = ids_of(entry, ids_key());
+    const auto tokens = entry["tokens"].get<std::vector<std::string>>();
+    ASSERT_EQ(ids.size(), tokens.size());
+    for (std::size_t i = 0; i < ids.size(); ++i) {
+      EXPECT_EQ(tokenizer_->token_text(ids[i]), tokens[i]);
+      EXPECT_EQ(tokenizer_->find_token_id(tokens[i]), ids[i]);
+    }
+  }
+}
+
 TEST_P(TokenizerReference, DecodeEqualsReference) {
   for (const Json& entry : reference()["encode"]) {
     SCOPED_TRACE(entry["name"].get<std::string>());

@@ -48,6 +48,9 @@ struct TokenizerFolder {
   std::string facts_key; ///< "trimmed" or "full": reference()["tokens"][facts_key]
 };
 
+/// Test names show the folder's label, not its bytes.
+inline void PrintTo(const TokenizerFolder& folder, std::ostream* out) { *out << folder.label; }
+
 /// The full SDAR tokenizer folder, when LOSA_SDAR_TOKENIZER_DIR names it (CI has no copy).
 inline TokenizerFolder sdar_folder() {
   const char* dir = std::getenv("LOSA_SDAR_TOKENIZER_DIR");

@@ -60,6 +60,11 @@ class Tokenizer {
   /// Throws ArgumentError('id') when `id` is not in the vocabulary.
   const std::string& token_bytes(TokenId id) const;
 
+  /// How the files spell token `id`: "Ġthe" (GPT-2's byte alphabet: Ġ is a space) for a BPE
+  /// token, "<|im_end|>" for an added token; find_token_id's inverse, what transformers'
+  /// convert_ids_to_tokens shows. Throws ArgumentError('id') when `id` is not in the vocabulary.
+  const std::string& token_text(TokenId id) const;
+
   /// Whether `id` names a token (BPE vocabulary or added). Ids of the model's padded embedding
   /// rows beyond the vocabulary are not tokens.
   bool contains(TokenId id) const;

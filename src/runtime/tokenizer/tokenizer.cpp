@@ -96,10 +96,25 @@ std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool skip_special
   return impl_->decode(ids, skip_special);
 }
 
+namespace {
+
+void require_token(const Tokenizer::Impl& impl, TokenId id, const char* function) {
+  if (!impl.contains(id)) {
+    throw ArgumentError(function, "id",
+                        "is " + std::to_string(id) + ", which is not a token (" + impl.source + ")");
+  }
+}
+
+}  // namespace
+
 const std::string& Tokenizer::token_bytes(TokenId id) const {
-  LOSA_CHECK_ARG(impl_->contains(id), "id", "is ", id, ", which is not a token (",
-                 impl_->source, ")");
+  require_token(*impl_, id, "Tokenizer::token_bytes");
   return impl_->bytes_by_id[id];
+}
+
+const std::string& Tokenizer::token_text(TokenId id) const {
+  require_token(*impl_, id, "Tokenizer::token_text");
+  return impl_->text_by_id[id];
 }
 
 bool Tokenizer::contains(TokenId id) const { return impl_->contains(id); }

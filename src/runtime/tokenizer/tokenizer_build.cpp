@@ -45,15 +45,15 @@ std::shared_ptr<const Tokenizer::Impl> build_tokenizer(const TokenizerSpec& spec
   }
   impl->kind_by_id.assign(size, Tokenizer::Impl::kAbsent);
   impl->bytes_by_id.assign(size, std::string());
-  std::vector<const std::string*> text_by_id(size, nullptr);
+  impl->text_by_id.assign(size, std::string());
 
   impl->id_by_text.reserve(spec.vocab.size() + spec.added.size());
   for (const auto& [text, id] : spec.vocab) {
-    if (text_by_id[id] != nullptr) {
-      throw FileError(spec.vocab_path, "tokens '" + *text_by_id[id] + "' and '" + text +
+    if (impl->kind_by_id[id] != Tokenizer::Impl::kAbsent) {
+      throw FileError(spec.vocab_path, "tokens '" + impl->text_by_id[id] + "' and '" + text +
                                            "' share the id " + std::to_string(id));
     }
-    text_by_id[id] = &text;
+    impl->text_by_id[id] = text;
     impl->kind_by_id[id] = Tokenizer::Impl::kPresent;
     impl->bytes_by_id[id] = byte_level::token_to_bytes(text);
     impl->id_by_text.emplace(text, id);
@@ -106,6 +106,7 @@ std::shared_ptr<const Tokenizer::Impl> build_tokenizer(const TokenizerSpec& spec
     const auto& names = spec.names.all;
     token.special = token.special || std::find(names.begin(), names.end(), token.content) != names.end();
     impl->id_by_text[token.content] = token.id;
+    impl->text_by_id[token.id] = token.content;
     impl->kind_by_id[token.id] =
         Tokenizer::Impl::kPresent | (token.special ? Tokenizer::Impl::kSpecial : 0);
     // Decoding uses the form that was matched: normalized tokens in their normalized spelling.

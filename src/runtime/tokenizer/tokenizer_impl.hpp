@@ -22,6 +22,7 @@ struct Tokenizer::Impl {
   enum Kind : std::uint8_t { kAbsent = 0, kPresent = 1, kSpecial = 2 };
   std::vector<std::uint8_t> kind_by_id;   ///< [vocab_size] kPresent | kSpecial bits
   std::vector<std::string> bytes_by_id;   ///< [vocab_size] the bytes each token stands for
+  std::vector<std::string> text_by_id;    ///< [vocab_size] the files' spelling of each token
   std::unordered_map<std::string, TokenId> id_by_text;  ///< vocabulary spelling -> id
   std::vector<AddedToken> added;          ///< by id; the matchers point into it
   std::unique_ptr<BpeModel> bpe;

@@ -157,6 +157,18 @@ TEST(TokenizerFormats, AddedTokensJsonWithoutAddedTokensDecoder) {
   EXPECT_EQ(Tokenizer::load(folder.dir()).find_token_id("<|MASK|>"), std::nullopt);
 }
 
+TEST(TokenizerFormats, AddedTokenFlagsAsTokenizers) {
+  // lstrip, rstrip, single_word and normalized, which the Qwen files leave off, set on a copy of
+  // the tokenizer.json (alone: no tokenizer_config.json), against the `tokenizers` library.
+  const Tokenizer tokenizer = Tokenizer::load(fixture_path("qwen_trimmed_flags"));
+  ASSERT_GE(reference()["added_token_flags"].size(), 5u);
+  for (const Json& entry : reference()["added_token_flags"]) {
+    SCOPED_TRACE(entry["name"].get<std::string>());
+    EXPECT_EQ(tokenizer.encode(entry["text"].get<std::string>()), ids_of(entry, "ids"));
+    EXPECT_EQ(tokenizer.decode(ids_of(entry, "ids")), entry["decoded"].get<std::string>());
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(Folders, TokenizerReference, ::testing::ValuesIn(all_folders()),
                          [](const auto& info) { return info.param.label; });
 

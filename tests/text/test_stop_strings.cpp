@@ -6,12 +6,15 @@
 
 #include "losa/errors.hpp"
 #include "losa/runtime/stop_strings.hpp"
+#include "losa/runtime/text_stream.hpp"
 #include "text_fixtures.hpp"
 
 namespace losa::test {
 namespace {
 
 using runtime::StopStringMatcher;
+using runtime::TextStream;
+using runtime::Tokenizer;
 
 struct Expected {
   bool stopped = false;
@@ -106,6 +109,44 @@ TEST(StopStrings, AfterAStopNothingMoreShows) {
 TEST(StopStrings, AnEmptyStopStringIsRejectedByPosition) {
   expect_error<ArgumentError>([] { StopStringMatcher matcher({"ok", ""}); },
                               {"argument 'stop_strings'", "position 1"});
+}
+
+TEST(TextStream, GenerationTextEndsBeforeTheFirstStopForAnyBlocks) {
+  const Tokenizer tokenizer = Tokenizer::load(fixture_path("qwen_trimmed"));
+  const TokenId mask = *tokenizer.mask_token_id();
+  std::mt19937 rng(9);
+  int stopped = 0;
+  for (const char* section : {"encode", "chat"}) {
+    for (const Json& entry : reference()[section]) {
+      SCOPED_TRACE(entry["name"].get<std::string>());
+      const auto ids = ids_of(entry, "trimmed_ids");
+      const std::string text = tokenizer.decode(ids, /*skip_special=*/true);
+      if (text.size() < 8) continue;
+      const std::vector<std::string> stops = {text.substr(rng() % (text.size() - 4), 4), "\n\n"};
+      const Expected expected = naive_stop(text, stops);
+      TextStream stream(tokenizer, stops);
+      std::string shown;
+      TextStream::Result last;
+      for (std::size_t pos = 0; pos < ids.size() && !stream.stopped();) {
+        std::vector<TokenId> block;  // a committed block, mask tokens left in on purpose
+        for (std::size_t n = 1 + rng() % 6; n > 0 && pos < ids.size(); --n) {
+          if (rng() % 4 == 0) block.push_back(mask);
+          block.push_back(ids[pos++]);
+        }
+        last = stream.push(block);
+        shown += last.text;
+        ASSERT_EQ(expected.text.compare(0, shown.size(), shown), 0) << "shown too much: " << shown;
+      }
+      if (!stream.stopped()) {
+        last = stream.finish();
+        shown += last.text;
+      }
+      EXPECT_EQ(shown, expected.text);
+      EXPECT_EQ(last.stopped, expected.stopped);
+      stopped += expected.stopped;
+    }
+  }
+  EXPECT_GT(stopped, 10);
 }
 
 }  // namespace

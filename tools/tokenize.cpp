@@ -62,22 +62,25 @@ std::vector<TokenId> parse_ids(const std::vector<std::string>& args) {
 }
 
 double milliseconds_since(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count();
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start)
+      .count();
 }
 
 }  // namespace
 
 CLI::App* add_tokenize_command(CLI::App& app, TokenizeOptions& options) {
   CLI::App* cmd = app.add_subcommand(
-      "tokenize", "Encode text into token ids, or decode ids into text, with a model folder's "
-                  "tokenizer (tokenizer.json, or vocab.json + merges.txt: Qwen2/Qwen3 byte-level "
-                  "BPE). Without --ids, prints one token a line: its id and its spelling in the "
-                  "vocabulary (Ġ stands for a space, Ċ for a newline).");
-  cmd->add_option("--model", options.model_dir, "model folder with the tokenizer files")->required();
+      "tokenize",
+      "Encode text into token ids, or decode ids into text, with a model folder's "
+      "tokenizer (tokenizer.json, or vocab.json + merges.txt: Qwen2/Qwen3 byte-level "
+      "BPE). Without --ids, prints one token a line: its id and its spelling in the "
+      "vocabulary (Ġ stands for a space, Ċ for a newline).");
+  cmd->add_option("--model", options.model_dir, "model folder with the tokenizer files")
+      ->required();
   auto* text = cmd->add_option("--text", options.text, "text to encode");
   auto* file = cmd->add_option("--file", options.file, "file to encode ('-': standard input)");
-  auto* decode = cmd->add_option("--decode", options.decode,
-                                 "ids to decode, separated by spaces or commas");
+  auto* decode =
+      cmd->add_option("--decode", options.decode, "ids to decode, separated by spaces or commas");
   text->excludes(file)->excludes(decode);
   file->excludes(decode);
   cmd->add_flag("--ids", options.ids_only, "print only the ids, on one line, space-separated");
@@ -134,9 +137,11 @@ int run_tokenize(const CLI::App& command, const TokenizeOptions& options) {
   }
   const double encode_ms = milliseconds_since(start);
   if (options.time) {
-    std::fprintf(stderr, "loaded %s in %.1f ms; encoded %zu bytes into %zu tokens in %.1f ms "
-                 "(%.1f MB/s)\n", tokenizer.source().c_str(), load_ms, input.size(), ids.size(),
-                 encode_ms, input.size() / 1e3 / std::max(encode_ms, 1e-3));
+    std::fprintf(stderr,
+                 "loaded %s in %.1f ms; encoded %zu bytes into %zu tokens in %.1f ms "
+                 "(%.1f MB/s)\n",
+                 tokenizer.source().c_str(), load_ms, input.size(), ids.size(), encode_ms,
+                 input.size() / 1e3 / std::max(encode_ms, 1e-3));
   }
   std::string out;
   for (std::size_t i = 0; i < ids.size(); ++i) {

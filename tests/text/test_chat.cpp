@@ -29,7 +29,8 @@ TEST(Chat, RendersAsTheTemplate) {
   for (const Json& entry : reference()["chat"]) {
     SCOPED_TRACE(entry["name"].get<std::string>());
     // enable_thinking null: the template saw it undefined, which means thinking on.
-    const bool thinking = entry["enable_thinking"].is_null() || entry["enable_thinking"].get<bool>();
+    const bool thinking =
+        entry["enable_thinking"].is_null() || entry["enable_thinking"].get<bool>();
     EXPECT_EQ(render_chat(messages_of(entry), entry["add_generation_prompt"].get<bool>(), thinking),
               entry["prompt"].get<std::string>());
   }
@@ -40,8 +41,11 @@ TEST(Chat, RejectsAnEmptyConversation) {
 }
 
 TEST(Chat, RejectsAnUnknownRoleByPosition) {
-  expect_error<ArgumentError>([] { render_chat({{"user", "hi", {}}, {"robot", "beep", {}}}); },
-                              {"argument 'messages'", "'robot' at position 1"});
+  expect_error<ArgumentError>(
+      [] {
+        render_chat({{"user", "hi", {}}, {"robot", "beep", {}}});
+      },
+      {"argument 'messages'", "'robot' at position 1"});
 }
 
 }  // namespace

@@ -107,8 +107,11 @@ TEST(StopStrings, AfterAStopNothingMoreShows) {
 }
 
 TEST(StopStrings, AnEmptyStopStringIsRejectedByPosition) {
-  expect_error<ArgumentError>([] { StopStringMatcher matcher({"ok", ""}); },
-                              {"argument 'stop_strings'", "position 1"});
+  expect_error<ArgumentError>(
+      [] {
+        StopStringMatcher matcher({"ok", ""});
+      },
+      {"argument 'stop_strings'", "position 1"});
 }
 
 TEST(TextStream, GenerationTextEndsBeforeTheFirstStopForAnyBlocks) {

@@ -57,7 +57,8 @@ std::string streamed(const std::vector<TokenId>& ids, bool skip_special,
   std::string joined;
   for (std::size_t pos = 0; pos < ids.size();) {
     const std::size_t end = std::min(ids.size(), pos + next_block());
-    const std::string piece = stream.push(std::vector<TokenId>(ids.begin() + pos, ids.begin() + end));
+    const std::string piece =
+        stream.push(std::vector<TokenId>(ids.begin() + pos, ids.begin() + end));
     EXPECT_TRUE(well_formed(piece));
     joined += piece;
     pos = end;
@@ -135,8 +136,11 @@ TEST(StreamDecoder, ABadIdThrowsAndChangesNothing) {
   EXPECT_THROW(stream.push(std::vector<TokenId>{ids[0], -1}), ArgumentError);
   EXPECT_EQ(stream.pending_bytes(), pending);
   EXPECT_EQ(stream.finish(), trimmed().decode(ids));
-  expect_error<ArgumentError>([&] { stream.push(std::vector<TokenId>{0, 1, -7}); },
-                              {"argument 'ids'", "-7 at position 2"});
+  expect_error<ArgumentError>(
+      [&] {
+        stream.push(std::vector<TokenId>{0, 1, -7});
+      },
+      {"argument 'ids'", "-7 at position 2"});
 }
 
 }  // namespace

@@ -75,7 +75,8 @@ TEST(TokenizerErrors, VocabLackingAByteToken) {
 TEST(TokenizerErrors, MalformedMergesLine) {
   ScratchFolder folder("qwen_trimmed");
   std::string merges = folder.read("merges.txt");
-  const std::size_t third_line = merges.find('\n', merges.find('\n', merges.find('\n') + 1) + 1) + 1;
+  const std::size_t third_line =
+      merges.find('\n', merges.find('\n', merges.find('\n') + 1) + 1) + 1;
   merges.insert(third_line, "onlyonetoken\n");
   folder.write("merges.txt", merges);
   expect_error<FileError>([&] { Tokenizer::load(folder.dir()); },
@@ -107,8 +108,11 @@ TEST(TokenizerErrors, DecodeOfIdsOutsideTheVocabulary) {
   const Tokenizer tokenizer = Tokenizer::load(fixture_path("qwen_trimmed"));
   for (TokenId bad : {-1, tokenizer.vocab_size(), tokenizer.vocab_size() + 1000}) {
     SCOPED_TRACE(bad);
-    expect_error<ArgumentError>([&] { tokenizer.decode({0, 1, bad}); },
-                                {"'ids'", std::to_string(bad) + " at position 2"});
+    expect_error<ArgumentError>(
+        [&] {
+          tokenizer.decode({0, 1, bad});
+        },
+        {"'ids'", std::to_string(bad) + " at position 2"});
     EXPECT_FALSE(tokenizer.contains(bad));
     EXPECT_THROW(tokenizer.token_bytes(bad), ArgumentError);
   }

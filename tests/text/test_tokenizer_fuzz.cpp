@@ -27,9 +27,10 @@ const Tokenizer& trimmed() {
 /// NFC by utf8proc, for the expected round trip of text that is not NFC already.
 std::string nfc(const std::string& text) {
   utf8proc_uint8_t* out = nullptr;
-  const utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-                                          static_cast<utf8proc_ssize_t>(text.size()), &out,
-                                          static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  const utf8proc_ssize_t n =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                   static_cast<utf8proc_ssize_t>(text.size()), &out,
+                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   EXPECT_GE(n, 0);
   std::string result(reinterpret_cast<const char*>(out), n < 0 ? 0 : static_cast<std::size_t>(n));
   std::free(out);
@@ -53,19 +54,19 @@ struct RandomText {
 /// Text from the kinds of characters the pre-tokenizer and NFC treat differently.
 RandomText random_text(std::mt19937& rng) {
   static const std::vector<std::pair<char32_t, char32_t>> ranges = {
-      {0x20, 0x7E},       // ASCII
-      {0x09, 0x0D},       // tab, newlines, vertical tab, form feed, carriage return
-      {0xA0, 0x17F},      // Latin-1, Latin Extended-A (NBSP, long s)
-      {0x300, 0x36F},     // combining marks: NFC composes them
-      {0x900, 0x97F},     // Devanagari
-      {0x1100, 0x11FF},   // Hangul jamo: NFC composes syllables
-      {0x2000, 0x202F},   // spaces, zero-width joiner, line and paragraph separators
-      {0x4E00, 0x4E80},   // CJK
-      {0x1F300, 0x1F64F}, // emoji
-      {0x85, 0x85},       // NEL
+      {0x20, 0x7E},        // ASCII
+      {0x09, 0x0D},        // tab, newlines, vertical tab, form feed, carriage return
+      {0xA0, 0x17F},       // Latin-1, Latin Extended-A (NBSP, long s)
+      {0x300, 0x36F},      // combining marks: NFC composes them
+      {0x900, 0x97F},      // Devanagari
+      {0x1100, 0x11FF},    // Hangul jamo: NFC composes syllables
+      {0x2000, 0x202F},    // spaces, zero-width joiner, line and paragraph separators
+      {0x4E00, 0x4E80},    // CJK
+      {0x1F300, 0x1F64F},  // emoji
+      {0x85, 0x85},        // NEL
   };
   static const std::vector<std::string> fragments = {"<|im_end|>", "<|im_", "<think>", "'S", "'ll",
-                                                     "<|MASK|>", "  ", "\r\n", "123"};
+                                                     "<|MASK|>",   "  ",    "\r\n",    "123"};
   RandomText result;
   std::string run;  // text since the last added token
   const int length = std::uniform_int_distribution<int>(0, 40)(rng);
@@ -74,7 +75,8 @@ RandomText random_text(std::mt19937& rng) {
       const std::string& fragment = fragments[rng() % fragments.size()];
       result.text += fragment;
       const auto& added = trimmed().added_tokens();
-      if (std::any_of(added.begin(), added.end(), [&](const auto& t) { return t.content == fragment; })) {
+      if (std::any_of(added.begin(), added.end(),
+                      [&](const auto& t) { return t.content == fragment; })) {
         result.round_trip += nfc(run) + fragment;
         run.clear();
       } else {

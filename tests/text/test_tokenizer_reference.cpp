@@ -119,7 +119,8 @@ TEST_P(TokenizerReference, SpecialTokenLookupsAsTransformers) {
 }
 
 /// Encodes every reference text whose ids the `keep` test accepts, with the folder `dir`.
-void expect_reference_encodes(const std::string& dir, const std::function<bool(const Json&)>& keep) {
+void expect_reference_encodes(const std::string& dir,
+                              const std::function<bool(const Json&)>& keep) {
   const Tokenizer tokenizer = Tokenizer::load(dir);
   int checked = 0;
   for (const Json& entry : reference()["encode"]) {

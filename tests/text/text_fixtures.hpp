@@ -2,7 +2,6 @@
 // The committed tokenizer fixtures (tests/text/fixtures, made by
 // tools/fixtures/make_tokenizer_fixtures.py from Hugging Face's tokenizers and transformers).
 #include <gtest/gtest.h>
-
 #include <unistd.h>
 
 #include <cstdlib>
@@ -43,9 +42,9 @@ inline const Json& reference() {
 /// were renumbered ("trimmed_ids"), the full SDAR folder keeps the released ids ("ids").
 struct TokenizerFolder {
   std::string label;
-  std::string dir;       ///< empty: not available here (the test skips)
-  std::string ids_key;   ///< "trimmed_ids" or "ids"
-  std::string facts_key; ///< "trimmed" or "full": reference()["tokens"][facts_key]
+  std::string dir;        ///< empty: not available here (the test skips)
+  std::string ids_key;    ///< "trimmed_ids" or "ids"
+  std::string facts_key;  ///< "trimmed" or "full": reference()["tokens"][facts_key]
 };
 
 /// Test names show the folder's label, not its bytes.

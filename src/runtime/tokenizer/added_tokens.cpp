@@ -37,10 +37,9 @@ AddedTokenMatcher::AddedTokenMatcher(const std::vector<AddedToken>& tokens,
     candidates_.push_back(Candidate{patterns[i], &tokens[i]});
     starts_[static_cast<unsigned char>(patterns[i][0])] = true;
   }
-  std::stable_sort(candidates_.begin(), candidates_.end(),
-                   [](const Candidate& a, const Candidate& b) {
-                     return a.pattern.size() > b.pattern.size();
-                   });
+  std::stable_sort(
+      candidates_.begin(), candidates_.end(),
+      [](const Candidate& a, const Candidate& b) { return a.pattern.size() > b.pattern.size(); });
   // Rust regex's \w is Unicode's word class (UTS #18 annex C); its \s is White_Space.
   word_char_ = compile_class(R"([\p{Alphabetic}\p{M}\p{Nd}\p{Pc}\p{Join_Control}])");
   white_space_ = compile_class(R"(\p{White_Space})");
@@ -57,7 +56,7 @@ const AddedTokenMatcher::Candidate* AddedTokenMatcher::longest_at(std::string_vi
 void AddedTokenMatcher::split(std::string_view text, bool skip_special,
                               std::vector<Segment>& out) const {
   std::unique_ptr<Regex::Scratch> word_scratch, space_scratch;  // made on first use (rare flags)
-  std::size_t covered = 0;  // end of the last segment pushed
+  std::size_t covered = 0;                                      // end of the last segment pushed
   std::size_t pos = 0;
   while (pos < text.size()) {
     if (!starts_[static_cast<unsigned char>(text[pos])]) {

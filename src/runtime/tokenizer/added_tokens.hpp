@@ -42,10 +42,10 @@ class AddedTokenMatcher {
   /// The longest candidate matching at `pos`, or nullptr.
   const Candidate* longest_at(std::string_view text, std::size_t pos) const;
 
-  std::vector<Candidate> candidates_;  ///< longest first
-  std::array<bool, 256> starts_{};     ///< first bytes of the patterns: a cheap filter
-  std::unique_ptr<Regex> word_char_;   ///< Rust regex's Unicode \w, for single_word
-  std::unique_ptr<Regex> white_space_; ///< Unicode White_Space (Rust's \s), for lstrip/rstrip
+  std::vector<Candidate> candidates_;   ///< longest first
+  std::array<bool, 256> starts_{};      ///< first bytes of the patterns: a cheap filter
+  std::unique_ptr<Regex> word_char_;    ///< Rust regex's Unicode \w, for single_word
+  std::unique_ptr<Regex> white_space_;  ///< Unicode White_Space (Rust's \s), for lstrip/rstrip
 };
 
 }  // namespace losa::runtime

@@ -25,7 +25,8 @@ bool starts_with(const std::string& s, const std::string& prefix) {
 }
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 bool is_tool_response(const std::string& content) {
@@ -52,9 +53,11 @@ void render_assistant(const std::vector<ChatMessage>& messages, std::size_t inde
     const std::size_t last_close = message.content.rfind("</think>");
     if (last_close != std::string::npos) {
       content = lstrip_newlines(message.content.substr(last_close + 8));
-      const std::string before = rstrip_newlines(message.content.substr(0, message.content.find("</think>")));
+      const std::string before =
+          rstrip_newlines(message.content.substr(0, message.content.find("</think>")));
       const std::size_t last_open = before.rfind("<think>");
-      reasoning = lstrip_newlines(last_open == std::string::npos ? before : before.substr(last_open + 7));
+      reasoning =
+          lstrip_newlines(last_open == std::string::npos ? before : before.substr(last_open + 7));
     }
   }
   const bool last = index + 1 == messages.size();

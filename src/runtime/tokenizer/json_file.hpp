@@ -1,7 +1,6 @@
 #pragma once
 // Reading the JSON files of a model folder with errors that name the file and the entry.
 #include <nlohmann/json.hpp>
-
 #include <string>
 
 namespace losa::runtime {

@@ -17,10 +17,10 @@ std::string normalize(std::string_view text, Normalization form) {
   // UTF8PROC_STABLE: normalization stable across Unicode versions; COMPOSE: canonical
   // decomposition then composition, i.e. NFC (utf8proc_NFC uses the same flags).
   utf8proc_uint8_t* result = nullptr;
-  const utf8proc_ssize_t length = utf8proc_map(
-      reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
-      static_cast<utf8proc_ssize_t>(text.size()), &result,
-      static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+  const utf8proc_ssize_t length =
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                   static_cast<utf8proc_ssize_t>(text.size()), &result,
+                   static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
   if (length < 0) {
     throw BackendError(std::string("NFC normalization failed: ") + utf8proc_errmsg(length));
   }

@@ -42,9 +42,8 @@ struct Regex::Scratch::State {
 std::unique_ptr<Regex> Regex::compile(std::string_view pattern, std::string* error) {
   int code = 0;
   PCRE2_SIZE offset = 0;
-  pcre2_code* compiled =
-      pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
-                    PCRE2_UTF | PCRE2_UCP, &code, &offset, nullptr);
+  pcre2_code* compiled = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                       PCRE2_UTF | PCRE2_UCP, &code, &offset, nullptr);
   if (compiled == nullptr) {
     *error = pcre2_message(code) + " at offset " + std::to_string(offset);
     return nullptr;
@@ -76,10 +75,10 @@ Regex::Scratch::~Scratch() = default;
 std::optional<Regex::Match> Regex::find(std::string_view subject, std::size_t start,
                                         Scratch& scratch, bool anchored) const {
   // The tokenizer validates its input as UTF-8 first, so PCRE2 need not check it again.
-  const int rc = pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(subject.data()),
-                             subject.size(), start,
-                             PCRE2_NO_UTF_CHECK | (anchored ? PCRE2_ANCHORED : 0u),
-                             scratch.state_->match_data, scratch.state_->context);
+  const int rc =
+      pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(subject.data()), subject.size(), start,
+                  PCRE2_NO_UTF_CHECK | (anchored ? PCRE2_ANCHORED : 0u), scratch.state_->match_data,
+                  scratch.state_->context);
   if (rc == PCRE2_ERROR_NOMATCH) return std::nullopt;
   if (rc < 0) throw BackendError("tokenizer regex match failed: " + pcre2_message(rc));
   const PCRE2_SIZE* ovector = pcre2_get_ovector_pointer(scratch.state_->match_data);
@@ -98,7 +97,8 @@ void split_isolated(const Regex& regex, std::string_view text, Regex::Scratch& s
       search = match->begin + utf8::next_unit(text, match->begin).length;
       continue;
     }
-    if (match->begin > gap_begin) pieces.push_back(text.substr(gap_begin, match->begin - gap_begin));
+    if (match->begin > gap_begin)
+      pieces.push_back(text.substr(gap_begin, match->begin - gap_begin));
     pieces.push_back(text.substr(match->begin, match->end - match->begin));
     gap_begin = search = match->end;
   }

@@ -100,8 +100,9 @@ namespace {
 
 void require_token(const Tokenizer::Impl& impl, TokenId id, const char* function) {
   if (!impl.contains(id)) {
-    throw ArgumentError(function, "id",
-                        "is " + std::to_string(id) + ", which is not a token (" + impl.source + ")");
+    throw ArgumentError(
+        function, "id",
+        "is " + std::to_string(id) + ", which is not a token (" + impl.source + ")");
   }
 }
 

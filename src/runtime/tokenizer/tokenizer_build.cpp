@@ -77,7 +77,8 @@ std::shared_ptr<const Tokenizer::Impl> build_tokenizer(const TokenizerSpec& spec
       const auto it = impl->id_by_text.find(text);
       if (it == impl->id_by_text.end()) {
         throw FileError(spec.merges_path, line.where + ": the " + role + " '" + text +
-                                              "' is not in the vocabulary (" + spec.vocab_path + ")");
+                                              "' is not in the vocabulary (" + spec.vocab_path +
+                                              ")");
       }
       return it->second;
     };
@@ -95,7 +96,8 @@ std::shared_ptr<const Tokenizer::Impl> build_tokenizer(const TokenizerSpec& spec
     AddedToken& token = impl->added[i];
     if (i > 0 && impl->added[i - 1].id == token.id) {
       throw FileError(spec.added_path, "added tokens '" + impl->added[i - 1].content + "' and '" +
-                                           token.content + "' share the id " + std::to_string(token.id));
+                                           token.content + "' share the id " +
+                                           std::to_string(token.id));
     }
     const auto [previous, fresh] = added_ids.emplace(token.content, token.id);
     if (!fresh) {
@@ -104,7 +106,8 @@ std::shared_ptr<const Tokenizer::Impl> build_tokenizer(const TokenizerSpec& spec
                                            std::to_string(token.id));
     }
     const auto& names = spec.names.all;
-    token.special = token.special || std::find(names.begin(), names.end(), token.content) != names.end();
+    token.special =
+        token.special || std::find(names.begin(), names.end(), token.content) != names.end();
     impl->id_by_text[token.content] = token.id;
     impl->text_by_id[token.id] = token.content;
     impl->kind_by_id[token.id] =
@@ -115,7 +118,8 @@ std::shared_ptr<const Tokenizer::Impl> build_tokenizer(const TokenizerSpec& spec
   }
   std::vector<std::string> patterns;
   for (const AddedToken& token : impl->added) {
-    patterns.push_back(token.normalized ? normalize(token.content, spec.normalization) : token.content);
+    patterns.push_back(token.normalized ? normalize(token.content, spec.normalization)
+                                        : token.content);
   }
   impl->raw_matcher = std::make_unique<AddedTokenMatcher>(impl->added, patterns, false);
   impl->normalized_matcher = std::make_unique<AddedTokenMatcher>(impl->added, patterns, true);

@@ -23,8 +23,9 @@ std::string join(const std::string& dir, const char* name) {
 
 /// A token id written as a JSON key ("151643"): digits only, within TokenId.
 TokenId parse_id_key(const std::string& key, const std::string& path, const std::string& where) {
-  const bool digits = !key.empty() && key.size() <= 10 &&
-                      std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
+  const bool digits =
+      !key.empty() && key.size() <= 10 &&
+      std::all_of(key.begin(), key.end(), [](char c) { return c >= '0' && c <= '9'; });
   const long long value = digits ? std::atoll(key.c_str()) : -1;
   if (value < 0 || value > std::numeric_limits<TokenId>::max()) {
     throw FileError(path, "'" + where + "' has key '" + key + "', which is not a token id");
@@ -77,9 +78,9 @@ SpecialTokenNames read_special_token_names(const std::string& model_dir) {
   const Json config = read_json_file(path);
   if (!config.is_object()) throw FileError(path, "must hold a JSON object");
   // transformers marks these special whatever added_tokens_decoder says (SDAR's "<|MASK|>").
-  for (const char* key : {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token",
-                          "cls_token", "mask_token", "additional_special_tokens",
-                          "extra_special_tokens"}) {
+  for (const char* key :
+       {"bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token",
+        "additional_special_tokens", "extra_special_tokens"}) {
     if (config.contains(key)) collect_names(config[key], names.all);
   }
   names.eos = single_name(config, "eos_token");
@@ -115,7 +116,8 @@ void read_config_added_tokens(const std::string& model_dir, TokenizerSpec& spec)
   for (const auto& [content, id] : legacy.items()) {
     if (!id.is_number_integer() || id.get<long long>() < 0 ||
         id.get<long long>() > std::numeric_limits<TokenId>::max() || content.empty()) {
-      throw FileError(legacy_path, "entry '" + content + "' must map a non-empty text to a token id");
+      throw FileError(legacy_path,
+                      "entry '" + content + "' must map a non-empty text to a token id");
     }
     AddedToken token;
     token.id = static_cast<TokenId>(id.get<long long>());

@@ -20,11 +20,11 @@ namespace losa::runtime {
 struct Tokenizer::Impl {
   std::string source;
   enum Kind : std::uint8_t { kAbsent = 0, kPresent = 1, kSpecial = 2 };
-  std::vector<std::uint8_t> kind_by_id;   ///< [vocab_size] kPresent | kSpecial bits
-  std::vector<std::string> bytes_by_id;   ///< [vocab_size] the bytes each token stands for
-  std::vector<std::string> text_by_id;    ///< [vocab_size] the files' spelling of each token
+  std::vector<std::uint8_t> kind_by_id;  ///< [vocab_size] kPresent | kSpecial bits
+  std::vector<std::string> bytes_by_id;  ///< [vocab_size] the bytes each token stands for
+  std::vector<std::string> text_by_id;   ///< [vocab_size] the files' spelling of each token
   std::unordered_map<std::string, TokenId> id_by_text;  ///< vocabulary spelling -> id
-  std::vector<AddedToken> added;          ///< by id; the matchers point into it
+  std::vector<AddedToken> added;                        ///< by id; the matchers point into it
   std::unique_ptr<BpeModel> bpe;
   std::unique_ptr<Regex> split_regex;
   std::unique_ptr<AddedTokenMatcher> raw_matcher;         ///< tokens with normalized = false

@@ -8,7 +8,8 @@
 namespace losa::runtime {
 namespace {
 
-[[noreturn]] void unsupported(const std::string& path, const std::string& where, const Json& value) {
+[[noreturn]] void unsupported(const std::string& path, const std::string& where,
+                              const Json& value) {
   std::string shown = value.dump();
   if (shown.size() > 200) shown = shown.substr(0, 200) + "...";
   throw FileError(path, "'" + where + "' is " + shown +
@@ -31,7 +32,8 @@ void read_normalizer(const Json& normalizer, const std::string& path, TokenizerS
   if (type == "Sequence") {
     const Json& parts = json_member(normalizer, "normalizers", path, "normalizer");
     if (parts.is_array() && parts.empty()) return;
-    if (parts.is_array() && parts.size() == 1 && type_of(parts[0], path, "normalizer.normalizers[0]") == "NFC") {
+    if (parts.is_array() && parts.size() == 1 &&
+        type_of(parts[0], path, "normalizer.normalizers[0]") == "NFC") {
       spec.normalization = Normalization::kNFC;
       return;
     }
@@ -129,8 +131,8 @@ void read_tokenizer_json(const std::string& path, TokenizerSpec& spec) {
         id.get<long long>() > std::numeric_limits<TokenId>::max()) {
       throw FileError(path, "'" + where + ".id' must be a non-negative integer, got " + id.dump());
     }
-    spec.added.push_back(parse_added_token(added[i], static_cast<TokenId>(id.get<long long>()),
-                                           path, where));
+    spec.added.push_back(
+        parse_added_token(added[i], static_cast<TokenId>(id.get<long long>()), path, where));
   }
   spec.added_path = path;
   spec.source = path;

@@ -28,10 +28,10 @@ struct SpecialTokenNames {
 };
 
 struct TokenizerSpec {
-  std::string source;       ///< the files read, for messages
-  std::string vocab_path;   ///< where the BPE vocabulary came from
-  std::string merges_path;  ///< where the merges came from
-  std::string added_path;   ///< where the added tokens came from
+  std::string source;                                  ///< the files read, for messages
+  std::string vocab_path;                              ///< where the BPE vocabulary came from
+  std::string merges_path;                             ///< where the merges came from
+  std::string added_path;                              ///< where the added tokens came from
   std::vector<std::pair<std::string, TokenId>> vocab;  ///< BPE token (byte-level text) -> id
   struct MergeLine {
     std::string left;

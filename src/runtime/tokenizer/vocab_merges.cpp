@@ -54,8 +54,9 @@ void read_vocab_and_merges(const std::string& vocab_path, const std::string& mer
     TokenizerSpec::MergeLine merge;
     merge.where = "line " + std::to_string(line_number);
     if (!parse_merge_text(line, merge)) {
-      throw FileError(merges_path, merge.where + ": expected two tokens separated by one space, got '" +
-                                       line + "'");
+      throw FileError(
+          merges_path,
+          merge.where + ": expected two tokens separated by one space, got '" + line + "'");
     }
     spec.merges.push_back(std::move(merge));
   }

@@ -1,19 +1,30 @@
 #!/usr/bin/env bash
-# Makes the header-only dependencies (nlohmann-json, CLI11) available without root: uses the
+# Makes the build dependencies that Debian packages (nlohmann-json, CLI11: header-only; PCRE2,
+# utf8proc: headers and static archives for the tokenizer) available without root: uses the
 # system's when installed, else downloads the Debian packages and unpacks them into .deps/root
 # (ignored by git). The GPU machine has no package access: this folder travels there with
 # `carry: [".deps"]` and CMake finds it through LOSA_DEPS_DIR.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+all=(nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev)
+header_of() {
+  case "$1" in
+    nlohmann-json3-dev) echo nlohmann/json.hpp ;;
+    libcli11-dev) echo CLI/CLI.hpp ;;
+    libpcre2-dev) echo pcre2.h ;;
+    libutf8proc-dev) echo utf8proc.h ;;
+  esac
+}
 need=()
-[ -f /usr/include/nlohmann/json.hpp ] || [ -f .deps/root/usr/include/nlohmann/json.hpp ] || need+=(nlohmann-json3-dev)
-[ -f /usr/include/CLI/CLI.hpp ] || [ -f .deps/root/usr/include/CLI/CLI.hpp ] || need+=(libcli11-dev)
+for pkg in "${all[@]}"; do
+  header=$(header_of "$pkg")
+  [ -f "/usr/include/$header" ] || [ -f ".deps/root/usr/include/$header" ] || need+=("$pkg")
+done
 if [ "${1:-}" = "--for-device" ]; then  # always unpack, for carrying to a machine without them
-  need=(nlohmann-json3-dev libcli11-dev)
+  need=("${all[@]}")
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 mkdir -p .deps/debs .deps/root
-grep -qx '/.deps/' .git/info/exclude 2>/dev/null || echo '/.deps/' >> .git/info/exclude
 (cd .deps/debs && apt-get download "${need[@]}" >/dev/null 2>&1) || {
   apt-get update -qq >/dev/null 2>&1 || true
   (cd .deps/debs && apt-get download "${need[@]}")

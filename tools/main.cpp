@@ -5,6 +5,7 @@
 
 #include "demo.hpp"
 #include "losa/errors.hpp"
+#include "tokenize.hpp"
 #ifdef LOSA_WITH_BENCH
 #include "bench.hpp"
 #endif
@@ -38,6 +39,9 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--seed", demo.workload.seed, "random seed")->capture_default_str();
   demo_cmd->add_option("--json", demo.json_path, "write results as JSON to this file");
 
+  tools::TokenizeOptions tokenize;
+  CLI::App* tokenize_cmd = tools::add_tokenize_command(app, tokenize);
+
 #ifdef LOSA_WITH_BENCH
   tools::BenchOptions bench;
   bool quick = false;
@@ -67,6 +71,7 @@ int main(int argc, char** argv) {
     return app.exit(e);
   }
   try {
+    if (tokenize_cmd->parsed()) return tools::run_tokenize(*tokenize_cmd, tokenize);
 #ifdef LOSA_WITH_BENCH
     if (bench_cmd->parsed()) {
       if (quick) {

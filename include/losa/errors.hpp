@@ -26,6 +26,18 @@ class BackendError : public std::runtime_error {
   explicit BackendError(const std::string& what) : std::runtime_error("losa: " + what) {}
 };
 
+/// Thrown when a file that an entry point reads is missing or malformed (a model folder's
+/// tokenizer files, say). what() reads: "losa: <path>: <what is wrong, and where in the file>".
+class FileError : public std::runtime_error {
+ public:
+  FileError(const std::string& path, const std::string& reason)
+      : std::runtime_error("losa: " + path + ": " + reason), path_(path) {}
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
 namespace detail {
 template <typename... Parts>
 std::string concat(const Parts&... parts) {

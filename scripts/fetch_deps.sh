@@ -13,7 +13,6 @@ if [ "${1:-}" = "--for-device" ]; then  # always unpack, for carrying to a machi
 fi
 [ ${#need[@]} -eq 0 ] && exit 0
 mkdir -p .deps/debs .deps/root
-grep -qx '/.deps/' .git/info/exclude 2>/dev/null || echo '/.deps/' >> .git/info/exclude
 (cd .deps/debs && apt-get download "${need[@]}" >/dev/null 2>&1) || {
   apt-get update -qq >/dev/null 2>&1 || true
   (cd .deps/debs && apt-get download "${need[@]}")

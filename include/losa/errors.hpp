@@ -26,6 +26,24 @@ class BackendError : public std::runtime_error {
   explicit BackendError(const std::string& what) : std::runtime_error("losa: " + what) {}
 };
 
+/// Thrown when a model folder cannot be used: a missing, truncated or malformed file, or a tensor
+/// that is missing, unexpected, or of the wrong shape or dtype.
+/// what() reads: "losa: <file>: tensor '<tensor>': <reason>" (without the tensor part when the
+/// problem is not about one tensor).
+class CheckpointError : public std::runtime_error {
+ public:
+  CheckpointError(const std::string& file, const std::string& tensor, const std::string& reason)
+      : std::runtime_error("losa: " + file + ": " +
+                           (tensor.empty() ? std::string() : "tensor '" + tensor + "': ") + reason),
+        file_(file),
+        tensor_(tensor) {}
+  const std::string& file() const { return file_; }
+  const std::string& tensor() const { return tensor_; }
+
+ private:
+  std::string file_, tensor_;
+};
+
 namespace detail {
 template <typename... Parts>
 std::string concat(const Parts&... parts) {

@@ -75,6 +75,8 @@ DecodeResult decode(ModelBackend& backend, const std::vector<std::vector<int32_t
   const DecodeOptions o = resolve_options(options, config);
   const int B = o.block_size, S = static_cast<int>(prompts.size());
   LOSA_CHECK_ARG(S >= 1, "prompts", "must hold at least one prompt");
+  LOSA_CHECK_ARG(o.sequence_ids.empty() || static_cast<int>(o.sequence_ids.size()) == S,
+                 "sequence_ids", "has ", o.sequence_ids.size(), " entries for ", S, " prompts");
   const std::vector<int> schedule = transfer_schedule(B, o.steps);
   const Sampler sampler(o.sampling);
 
@@ -137,7 +139,8 @@ DecodeResult decode(ModelBackend& backend, const std::vector<std::vector<int32_t
         const auto& m = seq[s].masked;
         take_part[s] = active[s] && std::find(m.begin(), m.end(), 1) != m.end();
         any = any || take_part[s];
-        keys[s] = SampleKey{o.seed, s, r, seq[s].steps, 0};
+        keys[s] = SampleKey{o.seed, o.sequence_ids.empty() ? s : o.sequence_ids[s], r,
+                            seq[s].steps, 0};
       }
       if (!any) break;
       const ForwardReport report =

@@ -24,6 +24,9 @@ struct DecodeOptions {
   double threshold = 0.9;   ///< low_confidence_dynamic's confidence threshold
   SamplerParams sampling;   ///< temperature 0: greedy
   uint64_t seed = 0;
+  /// The `sequence` of each prompt's sample keys; empty: the prompt's index. A prompt keeps its
+  /// draws whatever else is in the batch, or where, when it keeps its id.
+  std::vector<int64_t> sequence_ids;
   int64_t max_new_tokens = 128;
   int32_t mask_token_id = -1;     ///< -1: the model folder's
   std::vector<int32_t> stop_ids;  ///< stop ids besides the model's eos ids

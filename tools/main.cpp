@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "demo.hpp"
+#include "generate.hpp"
 #include "losa/errors.hpp"
 #ifdef LOSA_WITH_BENCH
 #include "bench.hpp"
@@ -38,6 +39,9 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--seed", demo.workload.seed, "random seed")->capture_default_str();
   demo_cmd->add_option("--json", demo.json_path, "write results as JSON to this file");
 
+  tools::GenerateFlags generate;
+  CLI::App* generate_cmd = tools::add_generate_command(app, generate);
+
 #ifdef LOSA_WITH_BENCH
   tools::BenchOptions bench;
   bool quick = false;
@@ -66,6 +70,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (generate_cmd->parsed()) return tools::run_generate(generate);
   try {
 #ifdef LOSA_WITH_BENCH
     if (bench_cmd->parsed()) {

@@ -66,9 +66,13 @@ class CpuBackend final : public ModelBackend {
   BlockShape block_shape(int tokens) const {
     return BlockShape{tokens, cfg_.num_attention_heads, cfg_.num_key_value_heads, cfg_.head_dim};
   }
-  // q, k [rows, heads, D]: per-head RMSNorm then RoPE at positions[r].
-  void qk_norm_rope(const LayerWeights& lw, const std::vector<int64_t>& positions, float* q,
-                    float* k) const;
+  struct AttentionInputs {
+    std::vector<float> q, k, v;  // [rows, Hq*D], [rows, Hk*D], [rows, Hk*D]
+  };
+  // The first half of a layer: input norm, q/k/v projections, per-head q/k RMSNorm, then RoPE
+  // at positions[r]. x: [rows, hidden], rows = positions.size().
+  AttentionInputs attention_inputs(const LayerWeights& lw, const std::vector<float>& x,
+                                   const std::vector<int64_t>& positions) const;
   // The attention-free half of a layer: from the attention output o [rows, Hq*D] to x.
   void finish_layer(const LayerWeights& lw, const std::vector<float>& o, int64_t rows,
                     std::vector<float>& x) const;
@@ -136,16 +140,26 @@ void CpuBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
   for (int s = 0; s < S; ++s) prefill(s, prefill_tokens[s]);
 }
 
-void CpuBackend::qk_norm_rope(const LayerWeights& lw, const std::vector<int64_t>& positions,
-                              float* q, float* k) const {
+CpuBackend::AttentionInputs CpuBackend::attention_inputs(const LayerWeights& lw,
+                                                         const std::vector<float>& x,
+                                                         const std::vector<int64_t>& positions) const {
   const int D = cfg_.head_dim, Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
   const int64_t rows = static_cast<int64_t>(positions.size());
-  rms_norm(q, rows * Hq, D, lw.q_norm, cfg_.rms_norm_eps, q);
-  rms_norm(k, rows * Hk, D, lw.k_norm, cfg_.rms_norm_eps, k);
+  std::vector<float> h(x.size());
+  rms_norm(x.data(), rows, cfg_.hidden_size, lw.input_layernorm, cfg_.rms_norm_eps, h.data());
+  AttentionInputs in{std::vector<float>(static_cast<size_t>(rows * cfg_.q_dim())),
+                     std::vector<float>(static_cast<size_t>(rows * cfg_.kv_dim())),
+                     std::vector<float>(static_cast<size_t>(rows * cfg_.kv_dim()))};
+  linear(h.data(), rows, lw.q_proj, in.q.data(), threads_);
+  linear(h.data(), rows, lw.k_proj, in.k.data(), threads_);
+  linear(h.data(), rows, lw.v_proj, in.v.data(), threads_);
+  rms_norm(in.q.data(), rows * Hq, D, lw.q_norm, cfg_.rms_norm_eps, in.q.data());
+  rms_norm(in.k.data(), rows * Hk, D, lw.k_norm, cfg_.rms_norm_eps, in.k.data());
   for (int64_t r = 0; r < rows; ++r) {
-    apply_rope(rope_, positions[r], Hq, D, q + r * Hq * D);
-    apply_rope(rope_, positions[r], Hk, D, k + r * Hk * D);
+    apply_rope(rope_, positions[r], Hq, D, &in.q[r * Hq * D]);
+    apply_rope(rope_, positions[r], Hk, D, &in.k[r * Hk * D]);
   }
+  return in;
 }
 
 void CpuBackend::finish_layer(const LayerWeights& lw, const std::vector<float>& o, int64_t rows,
@@ -178,17 +192,12 @@ void CpuBackend::prefill(int seq, const std::vector<int32_t>& tokens) {
     const int64_t rows = std::min<int64_t>(opt_.prefill_chunk, total - c0);
     std::vector<int64_t> positions(static_cast<size_t>(rows));
     std::iota(positions.begin(), positions.end(), c0);
-    std::vector<float> x(static_cast<size_t>(rows * H)), h(x.size());
+    std::vector<float> x(static_cast<size_t>(rows * H));
     detail::embed(w_.embed_tokens, tokens.data() + c0, rows, x.data());
     for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
       const LayerWeights& lw = w_.layers[l];
-      std::vector<float> q(static_cast<size_t>(rows * cfg_.q_dim())),
-          k(static_cast<size_t>(rows * cfg_.kv_dim())), v(k.size()), o(q.size());
-      rms_norm(x.data(), rows, H, lw.input_layernorm, cfg_.rms_norm_eps, h.data());
-      linear(h.data(), rows, lw.q_proj, q.data(), threads_);
-      linear(h.data(), rows, lw.k_proj, k.data(), threads_);
-      linear(h.data(), rows, lw.v_proj, v.data(), threads_);
-      qk_norm_rope(lw, positions, q.data(), k.data());
+      AttentionInputs in = attention_inputs(lw, x, positions);
+      std::vector<float>&q = in.q, &k = in.k, &v = in.v, o(q.size());
       for (int64_t b = 0; b < rows; b += B) {
         LayerBlockState scratch;
         const size_t qo = static_cast<size_t>(b) * Hq * D, ko = static_cast<size_t>(b) * Hk * D;
@@ -239,13 +248,8 @@ ForwardReport CpuBackend::run_block(const int32_t* block_tokens, const uint8_t* 
   std::vector<StepStats> stats(seqs.size());
   for (int l = 0; l < L; ++l) {
     const LayerWeights& lw = w_.layers[l];
-    std::vector<float> q(static_cast<size_t>(rows * cfg_.q_dim())),
-        k(static_cast<size_t>(rows * cfg_.kv_dim())), v(k.size()), o(q.size());
-    rms_norm(x.data(), rows, H, lw.input_layernorm, cfg_.rms_norm_eps, h.data());
-    linear(h.data(), rows, lw.q_proj, q.data(), threads_);
-    linear(h.data(), rows, lw.k_proj, k.data(), threads_);
-    linear(h.data(), rows, lw.v_proj, v.data(), threads_);
-    qk_norm_rope(lw, positions, q.data(), k.data());
+    AttentionInputs in = attention_inputs(lw, x, positions);
+    std::vector<float>&q = in.q, &k = in.k, &v = in.v, o(q.size());
     // Sequences are independent: their layer-steps run in parallel (the cache is only read).
     detail::parallel_for(static_cast<int64_t>(seqs.size()), threads_, [&](int64_t begin, int64_t end) {
       for (int64_t j = begin; j < end; ++j) {

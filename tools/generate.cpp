@@ -205,7 +205,9 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& f) {
   c->add_option("--model", f.model_dir, "Hugging Face model folder (config.json, safetensors)");
   c->add_option("--random-weights", f.random_weights, "config.json (or its folder): random bf16 weights of that shape");
   c->add_option("--weights-seed", f.weights_seed, "seed of --random-weights")->capture_default_str();
-  c->add_option("--tokens", f.tokens, "a prompt's token ids (space or comma separated); repeat for more prompts");
+  // One value per --tokens (quote it): repeated flags add prompts.
+  c->add_option("--tokens", f.tokens, "a prompt's token ids (space or comma separated); repeat for more prompts")
+      ->allow_extra_args(false);
   c->add_option("--tokens-file", f.tokens_file, "prompts, one per line");
   c->add_option("--mode", f.mode, "attention mode: dense, quest, losa, sparsed")->capture_default_str();
   c->add_option("--budget", f.budget, "QUEST/LoSA token budget per row (>= page size)")->capture_default_str();

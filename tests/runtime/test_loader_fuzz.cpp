@@ -3,6 +3,8 @@
 // exactly the values its file holds where its header says.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <random>
 
@@ -46,7 +48,9 @@ TEST(RuntimeLoaderFuzz, CorruptionsNeverCrashNorLoadGarbage) {
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | static_cast<unsigned char>(original[i]);
   std::mt19937_64 rng(20261126);
   int loaded = 0, rejected = 0;
-  const int cases = 300;
+  // LOSA_FUZZ_CASES runs a longer campaign (e.g. 5000 under the sanitizers); CI runs 300.
+  const char* env = std::getenv("LOSA_FUZZ_CASES");
+  const int cases = env ? std::max(4, std::atoi(env)) : 300;
   for (int c = 0; c < cases; ++c) {
     std::string bytes = original;
     auto pick = [&](uint64_t lo, uint64_t hi) { return std::uniform_int_distribution<uint64_t>(lo, hi - 1)(rng); };

@@ -4,6 +4,7 @@
 #include <exception>
 
 #include "demo.hpp"
+#include "generate.hpp"
 #include "losa/errors.hpp"
 #include "tokenize.hpp"
 #ifdef LOSA_WITH_BENCH
@@ -41,6 +42,8 @@ int main(int argc, char** argv) {
 
   tools::TokenizeOptions tokenize;
   CLI::App* tokenize_cmd = tools::add_tokenize_command(app, tokenize);
+  tools::GenerateFlags generate;
+  CLI::App* generate_cmd = tools::add_generate_command(app, generate);
 
 #ifdef LOSA_WITH_BENCH
   tools::BenchOptions bench;
@@ -70,6 +73,7 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
+  if (generate_cmd->parsed()) return tools::run_generate(generate);
   try {
     if (tokenize_cmd->parsed()) return tools::run_tokenize(*tokenize_cmd, tokenize);
 #ifdef LOSA_WITH_BENCH

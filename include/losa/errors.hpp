@@ -38,6 +38,21 @@ class FileError : public std::runtime_error {
   std::string path_;
 };
 
+/// A model folder that cannot be used: a missing, truncated or malformed file, or a tensor that
+/// is missing, unexpected, or of the wrong shape or dtype.
+/// what() reads: "losa: <file>: tensor '<tensor>': <reason>" (without the tensor part when the
+/// problem is not about one tensor).
+class CheckpointError : public FileError {
+ public:
+  CheckpointError(const std::string& file, const std::string& tensor, const std::string& reason)
+      : FileError(file, (tensor.empty() ? std::string() : "tensor '" + tensor + "': ") + reason), tensor_(tensor) {}
+  const std::string& file() const { return path(); }
+  const std::string& tensor() const { return tensor_; }
+
+ private:
+  std::string tensor_;
+};
+
 namespace detail {
 template <typename... Parts>
 std::string concat(const Parts&... parts) {

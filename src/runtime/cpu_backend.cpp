@@ -1,0 +1,353 @@
+// The CPU reference backend: a Qwen3 decoder stack over a batch of sequences, attention through
+// losa::layer_step so that every mode applies to every layer (DESIGN.md section 6).
+#include <algorithm>
+#include <numeric>
+
+#include "cpu_ops.hpp"
+#include "losa/errors.hpp"
+#include "losa/paged_kv.hpp"
+#include "losa/runtime/backend.hpp"
+#include "losa/runtime/rope.hpp"
+#include "parallel.hpp"
+
+namespace losa::runtime {
+namespace {
+
+using detail::add_in_place;
+using detail::linear;
+using detail::rms_norm;
+
+class CpuBackend final : public ModelBackend {
+ public:
+  CpuBackend(const Weights& weights, int num_threads)
+      : w_(weights), cfg_(weights.config), threads_(detail::resolve_threads(num_threads)),
+        rope_(make_rope_table(weights.config)) {
+    LOSA_CHECK_ARG(static_cast<int>(w_.layers.size()) == cfg_.num_hidden_layers, "weights",
+                   "has ", w_.layers.size(), " layers but its config says ", cfg_.num_hidden_layers);
+    LOSA_CHECK_ARG(num_threads >= 0, "num_threads", "must be >= 0 (0 = all cores), got ",
+                   num_threads);
+  }
+
+  const ModelConfig& config() const override { return cfg_; }
+  int num_sequences() const override { return num_seqs_; }
+  int64_t kv_length(int seq) const override {
+    check_started("kv_length");
+    return caches_.front()->kv_len(seq);
+  }
+
+  void start(const std::vector<std::vector<int32_t>>& prefill_tokens,
+             const std::vector<int64_t>& capacity_tokens, const ForwardOptions& options) override;
+  void begin_block() override {
+    check_started("begin_block");
+    for (auto& layer : states_)
+      for (auto& s : layer) s.begin_block();
+  }
+  ForwardReport denoise(const int32_t* block_tokens, const uint8_t* take_part,
+                        const Sampler& sampler, const SampleKey* keys,
+                        TokenProposal* proposals) override;
+  ForwardReport commit(const int32_t* block_tokens, const uint8_t* take_part) override;
+  const float* last_logits() const override { return logits_.data(); }
+  const ForwardDecisions& last_decisions() const override { return decisions_; }
+  void replay_next(ForwardDecisions decisions) override {
+    check_started("replay_next");
+    LOSA_CHECK_ARG(static_cast<int>(decisions.size()) == cfg_.num_hidden_layers, "decisions",
+                   "has ", decisions.size(), " layers, want ", cfg_.num_hidden_layers);
+    for (const auto& layer : decisions)
+      LOSA_CHECK_ARG(static_cast<int>(layer.size()) == num_seqs_, "decisions",
+                     "has a layer with ", layer.size(), " sequences, want ", num_seqs_);
+    replay_ = std::move(decisions);
+  }
+
+ private:
+  void check_started(const char* function) const {
+    if (caches_.empty())
+      throw ArgumentError(function, "backend", "has no batch: call start() first");
+  }
+  BlockShape block_shape(int tokens) const {
+    return BlockShape{tokens, cfg_.num_attention_heads, cfg_.num_key_value_heads, cfg_.head_dim};
+  }
+  struct AttentionInputs {
+    std::vector<float> q, k, v;  // [rows, Hq*D], [rows, Hk*D], [rows, Hk*D]
+  };
+  // The first half of a layer: input norm, q/k/v projections, per-head q/k RMSNorm, then RoPE
+  // at positions[r]. x: [rows, hidden], rows = positions.size().
+  AttentionInputs attention_inputs(const LayerWeights& lw, const std::vector<float>& x,
+                                   const std::vector<int64_t>& positions) const;
+  // The attention-free half of a layer: from the attention output o [rows, Hq*D] to x.
+  void finish_layer(const LayerWeights& lw, const std::vector<float>& o, int64_t rows,
+                    std::vector<float>& x) const;
+  ForwardReport run_block(const int32_t* block_tokens, const uint8_t* take_part, bool commit);
+  void prefill(int seq, const std::vector<int32_t>& tokens);
+
+  const Weights& w_;
+  const ModelConfig& cfg_;
+  int threads_;
+  RopeTable rope_;
+  ForwardOptions opt_;
+  int num_seqs_ = 0;
+  std::vector<std::unique_ptr<PagedKVCache>> caches_;  // [layer]
+  std::vector<std::vector<LayerBlockState>> states_;   // [layer][seq]
+  std::vector<float> logits_;                          // [S, B, V]
+  ForwardDecisions decisions_, replay_;
+};
+
+void CpuBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
+                       const std::vector<int64_t>& capacity_tokens, const ForwardOptions& options) {
+  validate(options, cfg_);
+  const int S = static_cast<int>(prefill_tokens.size());
+  LOSA_CHECK_ARG(S >= 1, "prefill_tokens", "must hold at least one sequence");
+  LOSA_CHECK_ARG(capacity_tokens.size() == prefill_tokens.size(), "capacity_tokens", "has ",
+                 capacity_tokens.size(), " entries for ", S, " sequences");
+  const int B = options.block_size, P = options.page_size;
+  // Pages and bytes in 64 bits, checked before anything is allocated.
+  int64_t pages = 0;
+  for (int s = 0; s < S; ++s) {
+    const int64_t n = static_cast<int64_t>(prefill_tokens[s].size());
+    LOSA_CHECK_ARG(n % B == 0, "prefill_tokens", "sequence ", s, " has ", n,
+                   " tokens, not a multiple of block_size=", B);
+    LOSA_CHECK_ARG(capacity_tokens[s] >= n, "capacity_tokens", "entry ", s, " = ",
+                   capacity_tokens[s], " is below its ", n, " prefill tokens");
+    pages += (capacity_tokens[s] + P - 1) / P;
+  }
+  LOSA_CHECK_ARG(pages <= INT32_MAX, "capacity_tokens", "needs ", pages,
+                 " pages per layer, more than a page table holds");
+  const int64_t elem = dtype_bytes(options.kv_dtype);
+  const int64_t page_bytes = 2 * cfg_.kv_dim() * (P + 1) * elem;  // K, V and the key bounds
+  const int64_t activations =
+      int64_t{S} * B * cfg_.vocab_size * 4 +
+      int64_t{options.prefill_chunk} * (2 * cfg_.hidden_size + 2 * cfg_.intermediate_size +
+                                        cfg_.q_dim() * 2 + cfg_.kv_dim() * 2) * 4;
+  check_host_memory(pages * page_bytes * cfg_.num_hidden_layers + activations, "capacity_tokens",
+                    "the KV cache (" + std::to_string(pages) + " pages per layer) and activations");
+
+  opt_ = options;
+  num_seqs_ = S;
+  caches_.clear();
+  states_.assign(cfg_.num_hidden_layers, std::vector<LayerBlockState>(S));
+  PagedKVConfig kv;
+  kv.num_kv_heads = cfg_.num_key_value_heads;
+  kv.head_dim = cfg_.head_dim;
+  kv.page_size = P;
+  kv.max_pages = static_cast<int>(std::max<int64_t>(pages, 1));
+  kv.dtype = options.kv_dtype;
+  for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
+    caches_.push_back(std::make_unique<PagedKVCache>(kv));
+    for (int s = 0; s < S; ++s) caches_.back()->add_sequence();
+  }
+  logits_.assign(static_cast<size_t>(S) * B * cfg_.vocab_size, 0.0f);
+  decisions_.assign(cfg_.num_hidden_layers, std::vector<StepDecisions>(S));
+  replay_.clear();
+  for (int s = 0; s < S; ++s) prefill(s, prefill_tokens[s]);
+}
+
+CpuBackend::AttentionInputs CpuBackend::attention_inputs(const LayerWeights& lw,
+                                                         const std::vector<float>& x,
+                                                         const std::vector<int64_t>& positions) const {
+  const int D = cfg_.head_dim, Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
+  const int64_t rows = static_cast<int64_t>(positions.size());
+  std::vector<float> h(x.size());
+  rms_norm(x.data(), rows, cfg_.hidden_size, lw.input_layernorm, cfg_.rms_norm_eps, h.data());
+  AttentionInputs in{std::vector<float>(static_cast<size_t>(rows * cfg_.q_dim())),
+                     std::vector<float>(static_cast<size_t>(rows * cfg_.kv_dim())),
+                     std::vector<float>(static_cast<size_t>(rows * cfg_.kv_dim()))};
+  linear(h.data(), rows, lw.q_proj, in.q.data(), threads_);
+  linear(h.data(), rows, lw.k_proj, in.k.data(), threads_);
+  linear(h.data(), rows, lw.v_proj, in.v.data(), threads_);
+  rms_norm(in.q.data(), rows * Hq, D, lw.q_norm, cfg_.rms_norm_eps, in.q.data());
+  rms_norm(in.k.data(), rows * Hk, D, lw.k_norm, cfg_.rms_norm_eps, in.k.data());
+  for (int64_t r = 0; r < rows; ++r) {
+    apply_rope(rope_, positions[r], Hq, D, &in.q[r * Hq * D]);
+    apply_rope(rope_, positions[r], Hk, D, &in.k[r * Hk * D]);
+  }
+  return in;
+}
+
+void CpuBackend::finish_layer(const LayerWeights& lw, const std::vector<float>& o, int64_t rows,
+                              std::vector<float>& x) const {
+  const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  std::vector<float> tmp(static_cast<size_t>(rows * H));
+  linear(o.data(), rows, lw.o_proj, tmp.data(), threads_);
+  add_in_place(x.data(), tmp.data(), rows * H);
+  std::vector<float> h(static_cast<size_t>(rows * H)), gate(static_cast<size_t>(rows * I)),
+      up(static_cast<size_t>(rows * I));
+  rms_norm(x.data(), rows, H, lw.post_attention_layernorm, cfg_.rms_norm_eps, h.data());
+  linear(h.data(), rows, lw.gate_proj, gate.data(), threads_);
+  linear(h.data(), rows, lw.up_proj, up.data(), threads_);
+  detail::silu_mul(gate.data(), up.data(), rows * I);
+  linear(gate.data(), rows, lw.down_proj, tmp.data(), threads_);
+  add_in_place(x.data(), tmp.data(), rows * H);
+}
+
+// Prefill of one sequence, chunk by chunk. Within a layer the chunk's blocks go through a dense
+// layer_step one after the other, each appending its K/V before the next block attends: the
+// same prefix-part + block-part merge as decoding, so block-causal attention has one
+// implementation. The chunk bounds the activations: [chunk, hidden] and [chunk, intermediate].
+void CpuBackend::prefill(int seq, const std::vector<int32_t>& tokens) {
+  const int B = opt_.block_size, D = cfg_.head_dim;
+  const int Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
+  const int64_t H = cfg_.hidden_size, total = static_cast<int64_t>(tokens.size());
+  const BlockShape shape = block_shape(B);
+  const ModeConfig dense;  // prefill attention is exact
+  for (int64_t c0 = 0; c0 < total; c0 += opt_.prefill_chunk) {
+    const int64_t rows = std::min<int64_t>(opt_.prefill_chunk, total - c0);
+    std::vector<int64_t> positions(static_cast<size_t>(rows));
+    std::iota(positions.begin(), positions.end(), c0);
+    std::vector<float> x(static_cast<size_t>(rows * H));
+    detail::embed(w_.embed_tokens, tokens.data() + c0, rows, x.data());
+    for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
+      const LayerWeights& lw = w_.layers[l];
+      AttentionInputs in = attention_inputs(lw, x, positions);
+      std::vector<float>&q = in.q, &k = in.k, &v = in.v, o(q.size());
+      for (int64_t b = 0; b < rows; b += B) {
+        LayerBlockState scratch;
+        const size_t qo = static_cast<size_t>(b) * Hq * D, ko = static_cast<size_t>(b) * Hk * D;
+        layer_step(*caches_[l], seq, shape, dense, &q[qo], &k[ko], &v[ko], scratch, &o[qo]);
+        caches_[l]->append(seq, &k[ko], &v[ko], B);
+      }
+      finish_layer(lw, o, rows, x);
+    }
+  }
+}
+
+ForwardReport CpuBackend::run_block(const int32_t* block_tokens, const uint8_t* take_part,
+                                    bool commit) {
+  LOSA_CHECK_ARG(block_tokens != nullptr, "block_tokens", "must not be null");
+  const int B = opt_.block_size, D = cfg_.head_dim, L = cfg_.num_hidden_layers;
+  const int Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
+  const int64_t H = cfg_.hidden_size;
+  std::vector<int> seqs;
+  for (int s = 0; s < num_seqs_; ++s)
+    if (!take_part || take_part[s]) seqs.push_back(s);
+  const int64_t rows = static_cast<int64_t>(seqs.size()) * B;
+  const bool replaying = !replay_.empty();
+  ForwardDecisions replay = std::move(replay_);
+  replay_.clear();
+
+  ForwardReport report;
+  report.layer_density.assign(L, 0.0);
+  report.layer_active_tokens.assign(L, 0.0);
+  report.layer_kv_bytes.assign(L, 0);
+  report.layer_bounds_bytes.assign(L, 0);
+  report.sequence_density.assign(num_seqs_, 0.0);
+  report.sequence_active_tokens.assign(num_seqs_, 0.0);
+  report.took_part.assign(num_seqs_, 0);
+  for (int s : seqs) report.took_part[s] = 1;
+  if (seqs.empty()) return report;
+
+  std::vector<int32_t> tokens;
+  std::vector<int64_t> positions;
+  for (int s : seqs)
+    for (int i = 0; i < B; ++i) {
+      tokens.push_back(block_tokens[static_cast<size_t>(s) * B + i]);
+      positions.push_back(caches_.front()->kv_len(s) + i);
+    }
+  std::vector<float> x(static_cast<size_t>(rows * H)), h(x.size());
+  detail::embed(w_.embed_tokens, tokens.data(), rows, x.data());
+  const BlockShape shape = block_shape(B);
+  const size_t q_block = static_cast<size_t>(B) * Hq * D, kv_block = static_cast<size_t>(B) * Hk * D;
+  std::vector<StepStats> stats(seqs.size());
+  for (int l = 0; l < L; ++l) {
+    const LayerWeights& lw = w_.layers[l];
+    AttentionInputs in = attention_inputs(lw, x, positions);
+    std::vector<float>&q = in.q, &k = in.k, &v = in.v, o(q.size());
+    // Sequences are independent: their layer-steps run in parallel (the cache is only read).
+    detail::parallel_for(static_cast<int64_t>(seqs.size()), threads_, [&](int64_t begin, int64_t end) {
+      for (int64_t j = begin; j < end; ++j) {
+        const int s = seqs[j];
+        StepDecisions* decided = opt_.record_decisions ? &decisions_[l][s] : nullptr;
+        stats[j] = layer_step(*caches_[l], s, shape, opt_.mode, &q[j * q_block], &k[j * kv_block],
+                              &v[j * kv_block], states_[l][s], &o[j * q_block],
+                              replaying ? &replay[l][s] : nullptr, decided);
+      }
+    });
+    if (commit)  // after every sequence's step of this layer: the block joins the prefix
+      for (size_t j = 0; j < seqs.size(); ++j)
+        caches_[l]->append(seqs[j], &k[j * kv_block], &v[j * kv_block], B);
+    int with_prefix = 0;
+    for (size_t j = 0; j < seqs.size(); ++j) {
+      const StepStats& st = stats[j];
+      if (st.num_pages > 0) {
+        report.layer_density[l] += st.density();
+        ++with_prefix;
+      }
+      report.layer_active_tokens[l] += st.active_tokens / static_cast<double>(seqs.size());
+      report.layer_kv_bytes[l] += st.kv_bytes;
+      report.layer_bounds_bytes[l] += st.bounds_bytes;
+      report.sequence_density[seqs[j]] += st.density() / L;
+      report.sequence_active_tokens[seqs[j]] += st.active_tokens / static_cast<double>(L);
+    }
+    if (with_prefix > 0) report.layer_density[l] /= with_prefix;
+    finish_layer(lw, o, rows, x);
+  }
+  if (!commit) {
+    rms_norm(x.data(), rows, H, w_.norm, cfg_.rms_norm_eps, h.data());
+    std::vector<float> logits(static_cast<size_t>(rows * cfg_.vocab_size));
+    linear(h.data(), rows, w_.lm_head, logits.data(), threads_);
+    const size_t row_block = static_cast<size_t>(B) * cfg_.vocab_size;
+    for (size_t j = 0; j < seqs.size(); ++j)
+      std::copy(logits.begin() + j * row_block, logits.begin() + (j + 1) * row_block,
+                logits_.begin() + static_cast<size_t>(seqs[j]) * row_block);
+  }
+  return report;
+}
+
+ForwardReport CpuBackend::denoise(const int32_t* block_tokens, const uint8_t* take_part,
+                                  const Sampler& sampler, const SampleKey* keys,
+                                  TokenProposal* proposals) {
+  check_started("denoise");
+  LOSA_CHECK_ARG(keys != nullptr && proposals != nullptr, "keys/proposals", "must not be null");
+  ForwardReport report = run_block(block_tokens, take_part, false);
+  const int B = opt_.block_size;
+  const int64_t V = cfg_.vocab_size;
+  for (int s = 0; s < num_seqs_; ++s) {
+    if (!report.took_part[s]) continue;
+    for (int i = 0; i < B; ++i) {
+      SampleKey key = keys[s];
+      key.position = i;
+      const size_t row = static_cast<size_t>(s) * B + i;
+      proposals[row] = sampler.sample(&logits_[row * V], V, key);
+    }
+  }
+  return report;
+}
+
+ForwardReport CpuBackend::commit(const int32_t* block_tokens, const uint8_t* take_part) {
+  check_started("commit");
+  return run_block(block_tokens, take_part, true);
+}
+
+}  // namespace
+
+void validate(const ForwardOptions& o, const ModelConfig& config) {
+  LOSA_CHECK_ARG(o.block_size >= 1 && o.block_size <= 1024, "block_size",
+                 "must be in [1, 1024], got ", o.block_size);
+  LOSA_CHECK_ARG(is_supported_page_size(o.page_size), "page_size", "must be 16, 32 or 64, got ",
+                 o.page_size);
+  LOSA_CHECK_ARG(o.prefill_chunk >= o.block_size && o.prefill_chunk % o.block_size == 0,
+                 "prefill_chunk", "must be a positive multiple of block_size=", o.block_size,
+                 ", got ", o.prefill_chunk);
+  LOSA_CHECK_ARG(is_supported_head_dim(config.head_dim), "config.head_dim",
+                 "must be 64 or 128, got ", config.head_dim);
+  losa::validate(o.mode, o.block_size, o.page_size);
+}
+
+double ForwardReport::density() const {
+  if (layer_density.empty()) return 0.0;
+  return std::accumulate(layer_density.begin(), layer_density.end(), 0.0) / layer_density.size();
+}
+
+double ForwardReport::active_tokens() const {
+  if (layer_active_tokens.empty()) return 0.0;
+  return std::accumulate(layer_active_tokens.begin(), layer_active_tokens.end(), 0.0) /
+         layer_active_tokens.size();
+}
+
+int64_t ForwardReport::kv_bytes() const {
+  return std::accumulate(layer_kv_bytes.begin(), layer_kv_bytes.end(), int64_t{0});
+}
+
+std::unique_ptr<ModelBackend> make_cpu_backend(const Weights& weights, int num_threads) {
+  return std::make_unique<CpuBackend>(weights, num_threads);
+}
+
+}  // namespace losa::runtime

@@ -1,0 +1,30 @@
+#pragma once
+// `losa generate`: block-diffusion decoding of token-id prompts with a model folder or random
+// weights, in any attention mode. The CLI only parses flags, reports and prints; the work is
+// losa::runtime's (decoder.hpp, backend.hpp).
+#include <CLI/CLI.hpp>
+#include <string>
+#include <vector>
+
+namespace losa::tools {
+
+struct GenerateFlags {
+  std::string model_dir, random_weights, device = "cpu", json_path, tokens_file;
+  std::vector<std::string> tokens;
+  uint64_t weights_seed = 0, seed = 0;
+  std::string mode = "dense", attend = "own", kv_dtype = "bf16", strategy = "low_confidence_dynamic";
+  int budget = 256, k_active = -1, page_size = 16, block_size = 0, steps = 4, top_k = 0;
+  int threads = 0, prefill_chunk = 1024, mask_id = -1;
+  double tau = 0.5, skip = 0.2, select = 0.3, threshold = 0.9, temperature = 0.0, top_p = 1.0;
+  int64_t max_new_tokens = 128;
+  std::vector<int32_t> stop_ids;
+  bool ignore_eos = false, progress = false;
+};
+
+/// Registers the subcommand and its flags on `app`, bound to `flags`.
+CLI::App* add_generate_command(CLI::App& app, GenerateFlags& flags);
+
+/// Runs it: 0 on success; errors name the flag (exit 2 for a bad flag, 1 for other failures).
+int run_generate(const GenerateFlags& flags);
+
+}  // namespace losa::tools

@@ -1,5 +1,9 @@
 #include "generate.hpp"
 
+#ifdef LOSA_WITH_CUDA
+#include "losa/runtime/cuda_backend.hpp"
+#endif
+
 #include <cmath>
 #include <cstdio>
 #include <fstream>
@@ -163,10 +167,15 @@ nlohmann::json result_json(const GenerateFlags& f, const Weights& w, const Decod
 int generate(const GenerateFlags& f) {
   if (f.model_dir.empty() == f.random_weights.empty())
     bad_flag("--model", "or --random-weights: give exactly one of them");
+  if (f.device != "cpu" && f.device != "cuda") bad_flag("--device", "must be cpu or cuda, got '" + f.device + "'");
+#ifdef LOSA_WITH_CUDA
+  if (f.device == "cuda" && !cuda_backend_available())
+    bad_flag("--device", "cuda: no CUDA device is present here; use --device cpu");
+#else
   if (f.device == "cuda")
-    bad_flag("--device", "cuda: the CUDA backend of the runtime is not available in this build "
-                         "(not built yet); use --device cpu");
-  if (f.device != "cpu") bad_flag("--device", "must be cpu or cuda, got '" + f.device + "'");
+    bad_flag("--device", "cuda: this build has no CUDA backend (build with a CUDA toolkit, -DLOSA_CUDA=ON); "
+                         "use --device cpu");
+#endif
   const auto prompts = read_prompts(f);
   const DecodeOptions options = decode_options(f);
   std::ofstream json_out;
@@ -178,7 +187,12 @@ int generate(const GenerateFlags& f) {
                               ? make_random_weights(load_model_config(f.random_weights), f.weights_seed, f.threads)
                               : load_checkpoint(f.model_dir);
   resolve_options(options, weights.config);  // flag errors before any allocation
-  auto backend = make_cpu_backend(weights, f.threads);
+#ifdef LOSA_WITH_CUDA
+  std::unique_ptr<ModelBackend> backend =
+      f.device == "cuda" ? make_cuda_backend(weights) : make_cpu_backend(weights, f.threads);
+#else
+  std::unique_ptr<ModelBackend> backend = make_cpu_backend(weights, f.threads);
+#endif
   const bool show = f.progress || ::isatty(2);
   const DecodeResult r = decode(*backend, prompts, options,
                                 show ? std::function<void(const DecodeProgress&)>(print_progress) : nullptr);

@@ -58,6 +58,13 @@ __global__ void __launch_bounds__(kThreads) active_set_kernel(const __grid_const
   allow_successor();
   const int B = p.block_size;
   const int seq = p.rule == 0 ? blockIdx.x : blockIdx.x / B;
+  if (p.seq_mask && !p.seq_mask[seq]) {  // sitting out: no token is fresh, nothing else changes
+    if (p.rule == 0 || blockIdx.x % B == 0) {
+      for (int i = threadIdx.x; i < B; i += blockDim.x) p.token_slot[seq * B + i] = -1;
+      if (threadIdx.x == 0) p.count[seq] = 0;
+    }
+    return;
+  }
   if (p.rule != 0) {
     const int token = blockIdx.x % B;
     const int64_t row = static_cast<int64_t>(seq) * B + token;  // token row in the batch

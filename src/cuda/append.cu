@@ -16,6 +16,7 @@ template <typename T, int D>
 __global__ void append_tokens_kernel(const __grid_constant__ AppendParams p) {
   wait_for_predecessor();
   const int token = blockIdx.x, kvh = blockIdx.y, seq = blockIdx.z, chunk = threadIdx.x;  // D / 8 chunks of 16 B
+  if (p.seq_mask && !p.seq_mask[seq]) return;
   const int pos = p.kv_len[seq] + token, P = p.page_size;
   const int32_t* table = p.page_indices + p.page_indptr[seq];
   const size_t dst = ((static_cast<size_t>(table[pos / P]) * p.num_kv_heads + kvh) * P + pos % P) * D;
@@ -30,6 +31,7 @@ template <typename T, int D>
 __global__ void __launch_bounds__(D) refresh_bounds_kernel(const __grid_constant__ AppendParams p) {
   wait_for_predecessor();
   const int P = p.page_size, kvh = blockIdx.y, seq = blockIdx.z, d = threadIdx.x;
+  if (p.seq_mask && !p.seq_mask[seq]) return;  // uniform over the CTA
   const int start = p.kv_len[seq], end = start + p.num_tokens;
   const int logical = start / P + blockIdx.x;
   if (logical * P >= end) return;  // uniform: this sequence touched fewer pages
@@ -59,12 +61,13 @@ __global__ void __launch_bounds__(D) refresh_bounds_kernel(const __grid_constant
 struct AdvanceParams {
   int32_t* kv_len;
   int num_seqs, num_tokens;
+  const uint8_t* seq_mask;
 };
 
 __global__ void advance_lengths_kernel(const __grid_constant__ AdvanceParams p) {
   wait_for_predecessor();
   const int s = blockIdx.x * blockDim.x + threadIdx.x;
-  if (s < p.num_seqs) p.kv_len[s] += p.num_tokens;
+  if (s < p.num_seqs && (!p.seq_mask || p.seq_mask[s])) p.kv_len[s] += p.num_tokens;
 }
 
 template <typename T, int D>
@@ -84,10 +87,11 @@ void launch_append(DType dtype, int head_dim, const AppendParams& p, cudaStream_
   LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, stream);
 }
 
-void launch_advance_lengths(int32_t* kv_len, int num_seqs, int num_tokens, cudaStream_t stream) {
+void launch_advance_lengths(int32_t* kv_len, int num_seqs, int num_tokens, const uint8_t* seq_mask,
+                            cudaStream_t stream) {
   if (num_seqs <= 0 || num_tokens == 0) return;
   launch_kernel(advance_lengths_kernel, dim3((num_seqs + 127) / 128), dim3(128), 0, stream,
-                AdvanceParams{kv_len, num_seqs, num_tokens});
+                AdvanceParams{kv_len, num_seqs, num_tokens, seq_mask});
   check_launch("advance_lengths_kernel");
 }
 

@@ -263,6 +263,7 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   ap.tokens = s.at<int32_t>(w.active_tokens);
   ap.count = s.at<int32_t>(w.active_count);
   ap.token_slot = s.at<int32_t>(w.token_slot);
+  ap.seq_mask = io.seq_mask;
   launch_active_set(s.kv.dtype, D, ap, S, stream);
 
   // 2. Which pages, then the prefix part over them.
@@ -367,6 +368,7 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   fp.list_counts = list.pages ? list.counts : nullptr;
   fp.loaded_every_page = !list.pages;
   fp.stats = io.stats ? io.stats : s.at<int32_t>(w.stats);
+  fp.seq_mask = io.seq_mask;
   launch_finalize(s.kv.dtype, D, fp, S, stream);
 
   // 4. SparseD's switch: head-specific pages by attention mass, kept for the block's rest.
@@ -384,6 +386,7 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
     mp.scale_log2 = s.scale * kLog2e;
     mp.mass = mass;
     mp.mass_stride = n_max;
+    mp.seq_mask = io.seq_mask;
     launch_sparsed_mass(s.kv.dtype, D, mp, s.row_tiles, S, n_max, stream);
     TopKParams tp;
     tp.scores = mass;
@@ -392,6 +395,7 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
     tp.kv_len = kv.kv_len;
     tp.page_size = s.kv.page_size;
     tp.select_fraction = s.mode.sparsed_select;
+    tp.seq_mask = io.seq_mask;
     tp.union_flags = s.at<uint8_t>(w.union_flags);
     tp.flag_stride = w.flag_stride;
     tp.row_bits = reinterpret_cast<uint32_t*>(state_base + st.sparsed_bits);
@@ -405,6 +409,7 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
     up.phys = reinterpret_cast<int32_t*>(state_base + st.sparsed_phys);
     up.list_stride = n_max;
     up.counts = reinterpret_cast<int32_t*>(state_base + st.sparsed_counts);
+    up.seq_mask = io.seq_mask;
     launch_union(up, S, stream);
   }
   s.mark("done");

@@ -60,11 +60,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
   extern __shared__ __align__(16) unsigned char smem[];
   const int Hq = p.num_q_heads, Hk = p.num_kv_heads, group = Hq / Hk, B = p.block_size;
   const int kvh = blockIdx.x % Hk, token = (blockIdx.x / Hk) % B, seq = blockIdx.x / (Hk * B);
+  if (p.seq_mask && !p.seq_mask[seq]) return;  // sitting out: its output and state stay as they are
   const int64_t seq_row0 = static_cast<int64_t>(seq) * B;  // the sequence's first token row
+  // Staged block keys and values (none without a block part), then each warp's query.
+  const int staged = p.block_part ? B : 0;
   T* k_s = reinterpret_cast<T*>(smem);
-  T* v_s = k_s + B * kRow;
-  float* q_s = reinterpret_cast<float*>(v_s + B * kRow);  // [warps, D]
-  for (int c = threadIdx.x; c < B * D / 8; c += blockDim.x) {
+  T* v_s = k_s + staged * kRow;
+  float* q_s = reinterpret_cast<float*>(v_s + staged * kRow);  // [warps, D]
+  for (int c = threadIdx.x; c < staged * D / 8; c += blockDim.x) {
     const int j = c / (D / 8), col = (c % (D / 8)) * 8;
     const int64_t row = seq_row0 + j;
     *reinterpret_cast<uint4*>(k_s + j * kRow + col) = *reinterpret_cast<const uint4*>(
@@ -73,8 +76,8 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
         static_cast<const T*>(p.v_blk.data) + row * p.v_blk.stride + kvh * D + col);
   }
   const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  const int slot = p.active.token_slot[seq * B + token];
-  const bool has_prefix = p.kv_len[seq] > 0;
+  const int slot = p.active.token_slot ? p.active.token_slot[seq * B + token] : token;
+  const bool has_prefix = !p.block_part || p.kv_len[seq] > 0;  // a prefill chunk sees itself
   if (p.stats && token == 0 && threadIdx.x == 0) {
     int32_t* out = p.stats + seq * (1 + Hk);
     const int pages = (p.kv_len[seq] + p.page_size - 1) / p.page_size;
@@ -164,6 +167,12 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
       lse_p = p.prefix_lse[state_row];
     }
 
+    if (!p.block_part) {  // prefill: the prefix part already holds the chunk's own blocks
+      T* out = static_cast<T*>(p.o.data) + token_row * p.o.stride + head * D + d0;
+#pragma unroll
+      for (int i = 0; i < kPer; i += 2) *reinterpret_cast<uint32_t*>(out + i) = Elem<T>::pack(op[i], op[i + 1]);
+      continue;
+    }
     // Block part: lane j scores block key j (and j + 32), one softmax over the lanes, then each
     // lane sums its output columns over the keys.
     float s_lo = -INFINITY, s_hi = -INFINITY;
@@ -199,15 +208,15 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
 }
 
 template <typename T, int D>
-size_t finalize_smem(int block_size, int warps) {
-  return 2ull * block_size * (D + 8) * sizeof(T) + static_cast<size_t>(warps) * D * sizeof(float);
+size_t finalize_smem(int staged_tokens, int warps) {
+  return 2ull * staged_tokens * (D + 8) * sizeof(T) + static_cast<size_t>(warps) * D * sizeof(float);
 }
 
 template <typename T, int D>
 void launch(const FinalizeParams& p, int num_seqs, cudaStream_t stream) {
   const int group = p.num_q_heads / p.num_kv_heads;
   const int warps = group < kMaxWarps ? group : kMaxWarps;
-  const size_t smem = finalize_smem<T, D>(p.block_size, warps);  // <= 38 KB for B <= 64
+  const size_t smem = finalize_smem<T, D>(p.block_part ? p.block_size : 0, warps);  // <= 38 KB for B <= 64
   launch_kernel(finalize_kernel<T, D>, num_seqs * p.block_size * p.num_kv_heads, warps * 32, smem, stream, p);
   check_launch("finalize_kernel");
 }
@@ -215,7 +224,7 @@ void launch(const FinalizeParams& p, int num_seqs, cudaStream_t stream) {
 }  // namespace
 
 void launch_finalize(DType dtype, int head_dim, const FinalizeParams& p, int num_seqs, cudaStream_t stream) {
-  if (p.block_size < 1 || p.block_size > kMaxBlock)
+  if (p.block_size < 1 || (p.block_part && p.block_size > kMaxBlock))
     throw ArgumentError("launch_finalize", "block_size", "must be in [1, 64] on the GPU, got " + std::to_string(p.block_size));
   LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, num_seqs, stream);
 }

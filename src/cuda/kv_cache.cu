@@ -194,7 +194,7 @@ void DeviceKVCache::check_seq_range(int first_seq, int num_seqs, const char* fun
 }
 
 void DeviceKVCache::append(int layer, int first_seq, int num_seqs, TokenTensor k, TokenTensor v, int num_tokens,
-                           Stream stream) {
+                           Stream stream, const uint8_t* seq_mask) {
   check_seq_range(first_seq, num_seqs, "DeviceKVCache::append");
   LOSA_CHECK_ARG(layer >= 0 && layer < num_layers_, "layer", "must be in [0, ", num_layers_, "), got ", layer);
   LOSA_CHECK_ARG(num_tokens >= 0, "num_tokens", "must be >= 0, got ", num_tokens);
@@ -228,25 +228,33 @@ void DeviceKVCache::append(int layer, int first_seq, int num_seqs, TokenTensor k
   p.v = TokenRows{v.data, v_stride};
   p.num_kv_heads = config_.num_kv_heads;
   p.page_size = config_.page_size;
+  p.seq_mask = seq_mask;
   launch_append(config_.dtype, config_.head_dim, p, stream);
 }
 
-void DeviceKVCache::advance(int first_seq, int num_seqs, int num_tokens, Stream stream) {
+void DeviceKVCache::advance(int first_seq, int num_seqs, int num_tokens, Stream stream, const uint8_t* seq_mask,
+                            const std::vector<uint8_t>* host_mask) {
   check_seq_range(first_seq, num_seqs, "DeviceKVCache::advance");
+  LOSA_CHECK_ARG((seq_mask == nullptr) == (host_mask == nullptr), "seq_mask/host_mask",
+                 "must be given together (the device mask and its host copy)");
+  LOSA_CHECK_ARG(!host_mask || static_cast<int>(host_mask->size()) == num_seqs, "host_mask", "has ",
+                 host_mask ? host_mask->size() : 0, " entries for ", num_seqs, " sequences");
   for (int s = first_seq; s < first_seq + num_seqs; ++s)
+    if (!host_mask || (*host_mask)[s - first_seq])
     LOSA_CHECK_ARG(kv_len_[s] + num_tokens >= 0 && kv_len_[s] + num_tokens <= capacity_tokens(s), "num_tokens",
                    "sequence ", s, " would hold ", kv_len_[s] + num_tokens, " tokens, outside [0, ",
                    capacity_tokens(s), "] reserved");
-  launch_advance_lengths(kv_len_dev_.as<int32_t>() + first_seq, num_seqs, num_tokens, stream);
+  launch_advance_lengths(kv_len_dev_.as<int32_t>() + first_seq, num_seqs, num_tokens, seq_mask, stream);
   // Captured into a graph, the launch runs at each replay, not now: the caller mirrors replays.
   cudaStreamCaptureStatus capture = cudaStreamCaptureStatusNone;
   LOSA_CUDA_CHECK(cudaStreamIsCapturing(stream, &capture));
-  if (capture == cudaStreamCaptureStatusNone) mirror_advance(first_seq, num_seqs, num_tokens);
+  if (capture == cudaStreamCaptureStatusNone) mirror_advance(first_seq, num_seqs, num_tokens, host_mask);
 }
 
-void DeviceKVCache::mirror_advance(int first_seq, int num_seqs, int num_tokens) {
+void DeviceKVCache::mirror_advance(int first_seq, int num_seqs, int num_tokens, const std::vector<uint8_t>* host_mask) {
   check_seq_range(first_seq, num_seqs, "DeviceKVCache::mirror_advance");
-  for (int s = first_seq; s < first_seq + num_seqs; ++s) kv_len_[s] += num_tokens;
+  for (int s = first_seq; s < first_seq + num_seqs; ++s)
+    if (!host_mask || (*host_mask)[s - first_seq]) kv_len_[s] += num_tokens;
   ++version_;
 }
 

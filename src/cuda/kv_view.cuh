@@ -28,11 +28,16 @@ __device__ __forceinline__ size_t page_block_offset(int phys, int kv_head, int n
   return (static_cast<size_t>(phys) * num_kv_heads + kv_head) * page_size * head_dim;
 }
 
+/// Rows of a packed (sequence, KV head): active tokens times the group.
+__device__ __forceinline__ int packed_rows(const ActiveSetView& active, int seq, int group) {
+  return (active.tokens ? active.count[seq] : active.block_size) * group;
+}
+
 /// Row `r` of a packed (sequence, KV head): its active token and query head.
 __device__ __forceinline__ const void* packed_query_row(const TokenRows& q, const ActiveSetView& active, int seq,
                                                         int kv_head, int group, int num_q_heads, int head_dim,
                                                         int r, int elem_bytes) {
-  const int token = active.tokens[seq * active.block_size + r / group];
+  const int token = active.tokens ? active.tokens[seq * active.block_size + r / group] : r / group;
   const int head = kv_head * group + r % group;
   const int64_t row = static_cast<int64_t>(seq) * active.block_size + token;
   return static_cast<const char*>(q.data) + (row * q.stride + static_cast<int64_t>(head) * head_dim) * elem_bytes;

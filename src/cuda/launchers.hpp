@@ -39,6 +39,7 @@ void launch_sparsed_mass(DType dtype, int head_dim, const SparsedMassParams& p, 
 /// Appends p.num_tokens tokens to every sequence at its kv_len and refreshes the touched pages'
 /// bounds; then advance_lengths adds the same count to every kv_len.
 void launch_append(DType dtype, int head_dim, const AppendParams& p, cudaStream_t stream);
-void launch_advance_lengths(int32_t* kv_len, int num_seqs, int num_tokens, cudaStream_t stream);
+void launch_advance_lengths(int32_t* kv_len, int num_seqs, int num_tokens, const uint8_t* seq_mask,
+                            cudaStream_t stream);
 
 }  // namespace losa::cuda

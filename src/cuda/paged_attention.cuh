@@ -7,6 +7,8 @@
 // splits by the finalize kernel. The page list's length and the prefix length live on the
 // device: every split derives its range from them, so the launch needs no host synchronisation
 // and one captured launch serves every block.
+#include <climits>
+
 #include "kv_view.cuh"
 #include "launch.cuh"
 #include "params.hpp"
@@ -46,7 +48,7 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
   const int seq = blockIdx.z / p.kv.num_kv_heads, kvh = blockIdx.z % p.kv.num_kv_heads;
   const int head_slot = blockIdx.z;  // seq * Hk + kvh: index of the (sequence, KV head) arrays
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  const int rows = p.active.count[seq] * p.group;
+  const int rows = packed_rows(p.active, seq, p.group);
   const int row0 = row_tile * kRowsPerCta;
   if (row0 >= rows) return;  // uniform over the CTA
 
@@ -54,7 +56,14 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
   const int P = p.kv.page_size;
   const int log2_page = __ffs(P) - 1;
   const int tile_pages = kTileRows / P;
-  const int count = p.list.pages ? p.list.counts[head_slot] : sp.num_pages;
+  // Prefill: each row sees the keys before its block's end; the CTA reads up to its last row's.
+  auto causal_limit = [&](int r) {
+    return p.kv.kv_len[seq] + (min(r, rows - 1) / p.group / p.causal_block + 1) * p.causal_block;
+  };
+  const bool causal = p.causal_block > 0;
+  const int cta_limit_min = causal ? causal_limit(row0) : INT_MAX;
+  const int count = causal ? (causal_limit(row0 + kRowsPerCta - 1) + P - 1) / P
+                           : (p.list.pages ? p.list.counts[head_slot] : sp.num_pages);
   const int total_tiles = (count + tile_pages - 1) / tile_pages;
   const int per_split = (total_tiles + p.num_splits - 1) / p.num_splits;
   const int tile_begin = split * per_split;
@@ -62,6 +71,7 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
 
   // This lane's two rows: r_lo = warp's row g, r_hi = row g + 8.
   const int r_lo = row0 + warp * 16 + g, r_hi = r_lo + 8;
+  const int limit_lo = causal ? causal_limit(r_lo) : INT_MAX, limit_hi = causal ? causal_limit(r_hi) : INT_MAX;
   const bool warp_has_rows = row0 + warp * 16 < rows;
   auto q_row = [&](int r) -> const T* {
     if (r >= rows) return nullptr;
@@ -96,7 +106,9 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
       const int logical = p.list.pages ? p.list.pages[at] : entry0 + e;
       // The selection stores physical pages beside logical ones: no dependent load here.
       const int phys = p.list.pages ? p.list.phys[at] : sp.table[logical];
-      window[e] = {page_block_offset(phys, kvh, p.kv.num_kv_heads, P, D), logical, sp.valid_tokens(logical, P)};
+      // Prefill pages hold the chunk beyond kv_len: full pages, cut by each row's limit instead.
+      window[e] = {page_block_offset(phys, kvh, p.kv.num_kv_heads, P, D), logical,
+                   causal ? P : sp.valid_tokens(logical, P)};
     }
     __syncthreads();
     const int num_tiles = win_end - win;
@@ -138,7 +150,8 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
       const int first = i * tile_pages;
       const int npages = min(tile_pages, entries - first);
       float tile_max[2] = {-INFINITY, -INFINITY};
-      const bool full_tile = npages == tile_pages && window[first + npages - 1].valid == P;
+      const bool full_tile = npages == tile_pages && window[first + npages - 1].valid == P &&
+                             (window[first + npages - 1].logical + 1) * P <= cta_limit_min;
       if (full_tile && !mask_lo && !mask_hi) {
 #pragma unroll
         for (int j = 0; j < 8; ++j)
@@ -148,11 +161,12 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
             tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
           }
       } else {
-        int valid_len[kTileRows / 16];  // per page slot; P >= 16, so at most four slots
+        int valid_len[kTileRows / 16], page_start[kTileRows / 16];  // per page slot (at most four)
         uint32_t allowed_lo = 0, allowed_hi = 0;  // bit ps: page slot ps allowed for the row
 #pragma unroll
         for (int ps = 0; ps < kTileRows / 16; ++ps) {
           valid_len[ps] = ps < npages ? window[first + ps].valid : 0;
+          page_start[ps] = ps < npages ? window[first + ps].logical * P : 0;
           if (ps >= npages) continue;
           const int logical = window[first + ps].logical;
           if (!mask_lo || (mask_lo[logical >> 5] >> (logical & 31) & 1u)) allowed_lo |= 1u << ps;
@@ -165,7 +179,9 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
             const int col = 8 * j + 2 * t + (e & 1);
             const int ps = col >> log2_page;
             const int len = ps == 0 ? valid_len[0] : ps == 1 ? valid_len[1] : ps == 2 ? valid_len[2] : valid_len[3];
-            const bool ok = (col & (P - 1)) < len && (((e < 2 ? allowed_lo : allowed_hi) >> ps) & 1u);
+            const int start = ps == 0 ? page_start[0] : ps == 1 ? page_start[1] : ps == 2 ? page_start[2] : page_start[3];
+            const bool ok = (col & (P - 1)) < len && (((e < 2 ? allowed_lo : allowed_hi) >> ps) & 1u) &&
+                            start + (col & (P - 1)) < (e < 2 ? limit_lo : limit_hi);
             s[j][e] = ok ? s[j][e] * p.scale_log2 : -INFINITY;
             tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
           }

@@ -50,7 +50,8 @@ struct MutableTokenRows {
   int64_t stride = 0;
 };
 
-/// Each sequence's active tokens: the rows a step recomputes.
+/// Each sequence's active tokens: the rows a step recomputes. With tokens == nullptr every one
+/// of the block_size tokens is active, in order (prefill).
 struct ActiveSetView {
   const int32_t* tokens = nullptr;      ///< [S, B] active tokens, ascending, first count[s]
   const int32_t* count = nullptr;       ///< [S]
@@ -87,6 +88,10 @@ struct PagedAttentionParams {
   int num_splits = 1;
   float* partial_o = nullptr;    ///< [S, Hk, num_splits, max_rows, D]
   float* partial_lse = nullptr;  ///< [S, Hk, num_splits, max_rows], natural log
+  /// Prefill (block-causal over many rows): > 0 when the rows are a chunk of block_size tokens
+  /// whose K/V were appended at kv_len (lengths not yet advanced); chunk token t sees the keys
+  /// before kv_len + (t / causal_block + 1) * causal_block. 0: the prefix [0, kv_len) for all.
+  int causal_block = 0;
 };
 
 /// Change scores and the active set (LoSA), or every token active (full steps).
@@ -105,6 +110,7 @@ struct ActiveSetParams {
   int32_t* tokens = nullptr;      ///< [S, B] out
   int32_t* count = nullptr;       ///< [S] out
   int32_t* token_slot = nullptr;  ///< [S, B] out
+  const uint8_t* seq_mask = nullptr;  ///< [S] zero: the sequence sits the step out (nullable)
 };
 
 /// QUEST upper bounds for the packed rows of each (sequence, KV head).
@@ -136,6 +142,7 @@ struct TopKParams {
   int flag_stride = 0;             ///< a multiple of 4, >= max pages
   uint32_t* row_bits = nullptr;    ///< [S, Hk, rows_per_kv_head, words] (nullable)
   int words = 0;
+  const uint8_t* seq_mask = nullptr;  ///< [S] zero: skipped
 };
 
 /// Compaction of union flags into page lists (flags are cleared for the next use).
@@ -147,6 +154,7 @@ struct UnionParams {
   int32_t* phys = nullptr;   ///< [S, Hk, list_stride]
   int list_stride = 0;
   int32_t* counts = nullptr;  ///< [S, Hk]
+  const uint8_t* seq_mask = nullptr;  ///< [S] zero: the sequence's lists are left as they are
 };
 
 /// Split merge, LoSA cache update, block part and final merge: one warp per (token, head).
@@ -172,6 +180,9 @@ struct FinalizeParams {
   const int32_t* list_counts = nullptr;  ///< [S, Hk] pages loaded; null: every page or none
   bool loaded_every_page = false;
   int32_t* stats = nullptr;              ///< [S, 1 + Hk] out: active tokens, pages per KV head
+  /// false (prefill): the splits' merge is the output; no block part, no cache update.
+  bool block_part = true;
+  const uint8_t* seq_mask = nullptr;  ///< [S] zero: nothing is written for the sequence
 };
 
 /// SparseD's attention mass per (q head, page) under the full lse of every block row.
@@ -183,6 +194,7 @@ struct SparsedMassParams {
   float scale_log2 = 0.0f;
   float* mass = nullptr;  ///< [S, Hk, group, mass_stride], zeroed before the launch
   int mass_stride = 0;
+  const uint8_t* seq_mask = nullptr;  ///< [S] zero: skipped
 };
 
 /// Appending num_tokens tokens to every sequence of a batch at its kv_len, and refreshing the
@@ -201,6 +213,7 @@ struct AppendParams {
   int num_tokens = 0;  ///< per sequence
   TokenRows k, v;      ///< [S * num_tokens, Hk, D]
   int num_kv_heads = 0, page_size = 0;
+  const uint8_t* seq_mask = nullptr;  ///< [S] zero: nothing appended to the sequence
 };
 
 }  // namespace losa::cuda

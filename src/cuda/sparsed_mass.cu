@@ -26,7 +26,7 @@ __global__ void __launch_bounds__(128) sparsed_mass_kernel(const __grid_constant
   const SeqPages sp = seq_pages(p.kv, seq);
   const int P = p.kv.page_size, log2_page = __ffs(P) - 1, tile_pages = kTileRows / P;
   const int n = sp.num_pages, page0 = blockIdx.x * tile_pages;
-  if (row0 >= rows || page0 >= n) return;
+  if (row0 >= rows || page0 >= n || (p.seq_mask && !p.seq_mask[seq])) return;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   auto valid_len = [&](int page) { return page >= n ? 0 : sp.valid_tokens(page, P); };
   load_tile_async<T, D, 128>(tile, p.kv.keys, [&](int row) -> const void* {

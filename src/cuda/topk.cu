@@ -44,7 +44,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   const int row = blockIdx.x, seq = blockIdx.z, tid = threadIdx.x;
   const int head_slot = seq * gridDim.y + blockIdx.y;
   const int valid_rows = p.active_count ? p.active_count[seq] * p.group : p.rows_per_kv_head;
-  if (row >= valid_rows) return;
+  if (row >= valid_rows || (p.seq_mask && !p.seq_mask[seq])) return;
   const size_t row_index = static_cast<size_t>(head_slot) * p.rows_per_kv_head + row;
   const float* scores = p.scores + row_index * p.score_stride;
   const int n = (p.kv_len[seq] + p.page_size - 1) / p.page_size;
@@ -145,6 +145,7 @@ __global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_const
   using Scan = cub::BlockScan<int, kUnionThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   const int head_slot = blockIdx.x, seq = head_slot / p.kv.num_kv_heads;
+  if (p.seq_mask && !p.seq_mask[seq]) return;
   const SeqPages sp = seq_pages(p.kv, seq);
   uint8_t* flags = p.flags + static_cast<size_t>(head_slot) * p.flag_stride;
   int32_t* pages = p.pages + static_cast<size_t>(head_slot) * p.list_stride;

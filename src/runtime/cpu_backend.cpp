@@ -4,6 +4,7 @@
 #include <numeric>
 
 #include "cpu_ops.hpp"
+#include "forward_report.hpp"
 #include "losa/errors.hpp"
 #include "losa/paged_kv.hpp"
 #include "losa/runtime/backend.hpp"
@@ -223,15 +224,7 @@ ForwardReport CpuBackend::run_block(const int32_t* block_tokens, const uint8_t* 
   ForwardDecisions replay = std::move(replay_);
   replay_.clear();
 
-  ForwardReport report;
-  report.layer_density.assign(L, 0.0);
-  report.layer_active_tokens.assign(L, 0.0);
-  report.layer_kv_bytes.assign(L, 0);
-  report.layer_bounds_bytes.assign(L, 0);
-  report.sequence_density.assign(num_seqs_, 0.0);
-  report.sequence_active_tokens.assign(num_seqs_, 0.0);
-  report.took_part.assign(num_seqs_, 0);
-  for (int s : seqs) report.took_part[s] = 1;
+  ForwardReport report = detail::start_report(L, num_seqs_, seqs);
   if (seqs.empty()) return report;
 
   std::vector<int32_t> tokens;
@@ -263,20 +256,7 @@ ForwardReport CpuBackend::run_block(const int32_t* block_tokens, const uint8_t* 
     if (commit)  // after every sequence's step of this layer: the block joins the prefix
       for (size_t j = 0; j < seqs.size(); ++j)
         caches_[l]->append(seqs[j], &k[j * kv_block], &v[j * kv_block], B);
-    int with_prefix = 0;
-    for (size_t j = 0; j < seqs.size(); ++j) {
-      const StepStats& st = stats[j];
-      if (st.num_pages > 0) {
-        report.layer_density[l] += st.density();
-        ++with_prefix;
-      }
-      report.layer_active_tokens[l] += st.active_tokens / static_cast<double>(seqs.size());
-      report.layer_kv_bytes[l] += st.kv_bytes;
-      report.layer_bounds_bytes[l] += st.bounds_bytes;
-      report.sequence_density[seqs[j]] += st.density() / L;
-      report.sequence_active_tokens[seqs[j]] += st.active_tokens / static_cast<double>(L);
-    }
-    if (with_prefix > 0) report.layer_density[l] /= with_prefix;
+    detail::add_layer_stats(report, l, seqs, stats);
     finish_layer(lw, o, rows, x);
   }
   if (!commit) {

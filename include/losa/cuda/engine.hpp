@@ -37,6 +37,10 @@ struct StepIO {
   void* o = nullptr;
   int64_t o_stride = 0;
   int32_t* stats = nullptr;
+  /// Optional device [S]: a zero entry makes its sequence sit the step out (its output, its
+  /// layer state and its statistics are left as they are), as a sequence that finished its
+  /// block's denoising waits for the others. The mask is read on the device: graph-safe.
+  const uint8_t* seq_mask = nullptr;
 };
 
 /// Per-layer state (LoSA's cached prefix state and references, SparseD's selection): device

@@ -67,14 +67,18 @@ class DeviceKVCache {
   /// `layer` at its current length, and refreshes the touched pages' bounds. k, v:
   /// [num_seqs * num_tokens, Hk, D] of the cache's dtype. A device operation (graph-capturable);
   /// lengths do not change until advance().
+  /// seq_mask (device, [num_seqs], nullable): sequences whose entry is zero are left as they are.
   void append(int layer, int first_seq, int num_seqs, TokenTensor k, TokenTensor v, int num_tokens,
-              Stream stream = nullptr);
+              Stream stream = nullptr, const uint8_t* seq_mask = nullptr);
   /// Adds num_tokens to the lengths of sequences [first_seq, first_seq + num_seqs), on the
   /// device and in the host mirror (not while `stream` is capturing a graph: then each replay is
   /// mirrored with mirror_advance()). Throws ArgumentError past a sequence's reserved capacity.
-  void advance(int first_seq, int num_seqs, int num_tokens, Stream stream = nullptr);
+  /// With a mask, only the sequences whose entry is non-zero advance: seq_mask on the device
+  /// (read by the launch) and host_mask, its host copy, for the mirror.
+  void advance(int first_seq, int num_seqs, int num_tokens, Stream stream = nullptr,
+               const uint8_t* seq_mask = nullptr, const std::vector<uint8_t>* host_mask = nullptr);
   /// Only the host mirror: for a replayed graph that holds advance()'s launch.
-  void mirror_advance(int first_seq, int num_seqs, int num_tokens);
+  void mirror_advance(int first_seq, int num_seqs, int num_tokens, const std::vector<uint8_t>* host_mask = nullptr);
 
   KVBatchView view(int layer, int first_seq = 0, int num_seqs = -1) const;
 

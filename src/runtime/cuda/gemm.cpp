@@ -1,0 +1,50 @@
+#include "gemm.hpp"
+
+#include <string>
+
+#include "losa/errors.hpp"
+
+namespace losa::runtime::cuda {
+namespace {
+void check(cublasStatus_t status, const char* what) {
+  if (status != CUBLAS_STATUS_SUCCESS)
+    throw BackendError(std::string(what) + " failed: cuBLAS status " + std::to_string(static_cast<int>(status)));
+}
+constexpr size_t kWorkspaceBytes = 32u << 20;  // cuBLAS's recommendation for Hopper
+}  // namespace
+
+Gemm::Gemm(cudaStream_t stream) : workspace_(kWorkspaceBytes) {
+  check(cublasCreate(&handle_), "cublasCreate");
+  check(cublasSetStream(handle_, stream), "cublasSetStream");
+  check(cublasSetWorkspace(handle_, workspace_.data(), workspace_.bytes()), "cublasSetWorkspace");
+  check(cublasSetMathMode(handle_, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+}
+
+Gemm::~Gemm() {
+  if (handle_) cublasDestroy(handle_);
+}
+
+void Gemm::gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in, void* y,
+                cudaDataType_t y_type, float beta) {
+  if (rows == 0) return;
+  LOSA_CHECK_ARG(rows <= INT32_MAX && out <= INT32_MAX && in <= INT32_MAX, "rows/out/in", "exceed cuBLAS's 32-bit sizes");
+  const float alpha = 1.0f;
+  // Column-major view: y^T [out, rows] = W [out, in] (W^T stored with ld = in, transposed) . x^T.
+  check(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),
+                     static_cast<int>(in), &alpha, w, CUDA_R_16BF, static_cast<int>(in), x, CUDA_R_16BF,
+                     static_cast<int>(in), &beta, y, y_type, static_cast<int>(out), CUBLAS_COMPUTE_32F,
+                     CUBLAS_GEMM_DEFAULT),
+        "cublasGemmEx");
+}
+
+void Gemm::to_bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in,
+                   __nv_bfloat16* y) {
+  gemm(x, w, rows, out, in, y, CUDA_R_16BF, 0.0f);
+}
+
+void Gemm::to_f32(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in, float* y,
+                  bool accumulate) {
+  gemm(x, w, rows, out, in, y, CUDA_R_32F, accumulate ? 1.0f : 0.0f);
+}
+
+}  // namespace losa::runtime::cuda

@@ -1,0 +1,37 @@
+#pragma once
+// The GEMMs of the forward through cuBLAS: bf16 operands, fp32 accumulation. Activations are
+// row-major [rows, in]; weights are PyTorch's Linear layout [out, in], so y = x W^T. The output
+// is bf16, or fp32 added onto (the residual stream: y += x W^T).
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "losa/cuda/device_buffer.hpp"
+
+namespace losa::runtime::cuda {
+
+class Gemm {
+ public:
+  /// A handle bound to `stream`, with its own workspace so that captured graphs never allocate.
+  explicit Gemm(cudaStream_t stream);
+  ~Gemm();
+  Gemm(const Gemm&) = delete;
+  Gemm& operator=(const Gemm&) = delete;
+
+  /// y [rows, out] bf16 = x [rows, in] bf16 . w [out, in]^T
+  void to_bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in,
+               __nv_bfloat16* y);
+  /// y [rows, out] fp32 (+)= x . w^T: accumulate adds onto y (beta = 1), else overwrites.
+  void to_f32(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in, float* y,
+              bool accumulate);
+
+ private:
+  void gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in, void* y,
+            cudaDataType_t y_type, float beta);
+  cublasHandle_t handle_ = nullptr;
+  losa::cuda::DeviceBuffer workspace_;
+};
+
+}  // namespace losa::runtime::cuda

@@ -1,0 +1,37 @@
+#include "forward_report.hpp"
+
+namespace losa::runtime::detail {
+
+ForwardReport start_report(int num_layers, int num_seqs, const std::vector<int>& seqs) {
+  ForwardReport report;
+  report.layer_density.assign(num_layers, 0.0);
+  report.layer_active_tokens.assign(num_layers, 0.0);
+  report.layer_kv_bytes.assign(num_layers, 0);
+  report.layer_bounds_bytes.assign(num_layers, 0);
+  report.sequence_density.assign(num_seqs, 0.0);
+  report.sequence_active_tokens.assign(num_seqs, 0.0);
+  report.took_part.assign(num_seqs, 0);
+  for (int s : seqs) report.took_part[s] = 1;
+  return report;
+}
+
+void add_layer_stats(ForwardReport& report, int layer, const std::vector<int>& seqs,
+                     const std::vector<StepStats>& stats) {
+  const double L = static_cast<double>(report.layer_density.size());
+  int with_prefix = 0;
+  for (size_t j = 0; j < seqs.size(); ++j) {
+    const StepStats& st = stats[j];
+    if (st.num_pages > 0) {
+      report.layer_density[layer] += st.density();
+      ++with_prefix;
+    }
+    report.layer_active_tokens[layer] += st.active_tokens / static_cast<double>(seqs.size());
+    report.layer_kv_bytes[layer] += st.kv_bytes;
+    report.layer_bounds_bytes[layer] += st.bounds_bytes;
+    report.sequence_density[seqs[j]] += st.density() / L;
+    report.sequence_active_tokens[seqs[j]] += st.active_tokens / L;
+  }
+  if (with_prefix > 0) report.layer_density[layer] /= with_prefix;
+}
+
+}  // namespace losa::runtime::detail

@@ -7,6 +7,7 @@ scripts/fetch_deps.sh
 cmake -S . -B build-dev -G Ninja -DCMAKE_BUILD_TYPE=Release -DLOSA_CUDA=ON -DLOSA_CUDA_ARCHS=90a >/dev/null
 cmake --build build-dev -j "$(nproc)"
 mkdir -p devbin
-cp build-dev/tools/losa build-dev/tests/losa_cpu_tests build-dev/tests/losa_gpu_tests devbin/
+cp build-dev/tools/losa build-dev/tests/losa_cpu_tests build-dev/tests/losa_gpu_tests build-dev/tests/losa_gpu_runtime_tests \
+   build-dev/tests/losa_runtime_tests devbin/
 grep -qx '/devbin/' .git/info/exclude || echo '/devbin/' >> .git/info/exclude
 ls -la devbin

@@ -10,9 +10,13 @@ bin=${LOSA_DEVBIN:-devbin}
 filter=${LOSA_GPU_FILTER:-*}
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$OUT/gpu.txt"
 "$bin/losa_cpu_tests" --gtest_brief=1 > "$OUT/cpu_tests.log" 2>&1; echo "cpu tests rc=$?" | tee -a "$OUT/summary.txt"
-"$bin/losa_gpu_tests" --gtest_filter="$filter" > "$OUT/gpu_tests.log" 2>&1; echo "gpu tests rc=$?" | tee -a "$OUT/summary.txt"
-grep -E "^\[  (PASSED|FAILED|SKIPPED) \]|tests? from .* ran" "$OUT/gpu_tests.log" | tail -5 | tee -a "$OUT/summary.txt"
-grep -E "FAILED|Failure|error" "$OUT/gpu_tests.log" | head -60
+export LOSA_FIXTURE_DIR=${LOSA_FIXTURE_DIR:-$PWD/tests/fixtures}
+"$bin/losa_runtime_tests" --gtest_brief=1 > "$OUT/runtime_tests.log" 2>&1; echo "runtime cpu tests rc=$?" | tee -a "$OUT/summary.txt"
+for suite in losa_gpu_tests losa_gpu_runtime_tests; do
+  "$bin/$suite" --gtest_filter="$filter" > "$OUT/$suite.log" 2>&1; echo "$suite rc=$?" | tee -a "$OUT/summary.txt"
+  grep -E "^\[  (PASSED|FAILED|SKIPPED) \]|tests? from .* ran" "$OUT/$suite.log" | tail -5 | tee -a "$OUT/summary.txt"
+  grep -E "FAILED|Failure|error" "$OUT/$suite.log" | head -40
+done
 [ "${LOSA_SKIP_SANITIZER:-0}" = 1 ] && exit 0
 # The largest prefixes add length, not code paths; they are left out of the sanitizer runs.
 small="$filter-*L12000*:*L4100*:*L1000_*:*L9000*:*L3000*:*GpuSmallMemory*"
@@ -21,3 +25,8 @@ for tool in memcheck racecheck; do
     --gtest_filter="$small" --gtest_brief=1 > "$OUT/sanitizer_$tool.log" 2>&1
   echo "compute-sanitizer $tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -1)" | tee -a "$OUT/summary.txt"
 done
+# The model runtime on the GPU (cuBLAS included): memcheck over the forward-vs-CPU tests.
+timeout ${LOSA_SANITIZER_TIMEOUT:-900} compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/losa_gpu_runtime_tests" \
+  --gtest_filter="GpuRuntime.DenseMatchesCpu:GpuRuntime.LosaMatchesCpuReplayingItsChoices:GpuRuntime.SparsedMatchesCpuReplayingItsChoices" \
+  --gtest_brief=1 > "$OUT/sanitizer_runtime_memcheck.log" 2>&1
+echo "compute-sanitizer runtime memcheck rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer_runtime_memcheck.log" | tail -1)" | tee -a "$OUT/summary.txt"

@@ -12,7 +12,12 @@
 
 namespace losa::test {
 
-inline std::string fixture_dir() { return LOSA_FIXTURE_DIR; }
+/// The committed fixtures; LOSA_FIXTURE_DIR in the environment overrides the build's path (a
+/// test binary run from another checkout, e.g. on the lent GPU machine).
+inline std::string fixture_dir() {
+  const char* env = std::getenv("LOSA_FIXTURE_DIR");
+  return env && *env ? env : LOSA_FIXTURE_DIR;
+}
 inline std::string tiny_dir() { return fixture_dir() + "/tiny-sdar"; }
 inline std::string tiny_model(const std::string& variant) { return tiny_dir() + "/" + variant; }
 

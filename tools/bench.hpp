@@ -1,8 +1,10 @@
 #pragma once
 // `losa bench`: every attention mode on the GPU over the synthetic workload, timed with CUDA
-// events (median of many CUDA-graph replays after warm-up, inputs rotated over several layers'
-// caches so that more than the L2 is touched), with density, bytes, bandwidth and the ratio to
-// the own dense mode; the per-stage breakdown; the density curve; whole-block numbers.
+// events (median of many replays of a CUDA graph of consecutive layer-steps, each layer its own
+// copy of the prefix, as many layers as make each mode read at least 4x the L2), with density,
+// bytes, bandwidth and the ratio to the own dense mode; the per-stage breakdown; the density
+// curve; whole-block numbers; a batch of sequences of different lengths; a whole model's
+// attention step (all layers, one graph) with the memory the engine holds.
 #include <string>
 #include <vector>
 
@@ -28,6 +30,11 @@ struct BenchOptions {
   std::string selection_path;
   // The headline configuration of the targets.
   int headline_len = 65536, headline_block = 16, headline_budget = 256, headline_active = 4;
+  /// Batch: sequences of about batch_len tokens (lengths differ by 517), block headline_block.
+  int batch_seqs = 8, batch_len = 32768;
+  /// Whole model: this many layers of a batch_seqs x batch_len batch in one graph (0: skip).
+  int model_layers = 36;
+  bool bounds8 = true;  ///< also LoSA and QUEST with 8-bit bounds at the headline configuration
 };
 
 int run_bench(const BenchOptions& options, const std::string& command_line);

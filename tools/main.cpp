@@ -9,6 +9,7 @@
 #include "tokenize.hpp"
 #ifdef LOSA_WITH_BENCH
 #include "bench.hpp"
+#include "bench_model.hpp"
 #endif
 
 int main(int argc, char** argv) {
@@ -65,7 +66,29 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--warmup", bench.warmup, "warm-up repetitions")->capture_default_str();
   bench_cmd->add_option("--json", bench.json_path, "results file")->capture_default_str();
   bench_cmd->add_option("--selection", bench.selection_path, "write the headline LoSA step's pages (JSON)");
+  bench_cmd->add_option("--batch-seqs", bench.batch_seqs, "sequences of the batch case (0: skip)")->capture_default_str();
+  bench_cmd->add_option("--batch-len", bench.batch_len, "prefix length of the batch's longest sequence")->capture_default_str();
+  bench_cmd->add_option("--model-layers", bench.model_layers, "layers of the whole-model step (0: skip)")->capture_default_str();
+  bench_cmd->add_flag("!--no-bounds8", bench.bounds8, "skip the 8-bit bounds rows");
   bench_cmd->add_flag("--quick", quick, "one small configuration (8K, B=16, budget 256): a smoke run");
+
+  tools::BenchModelOptions bench_model;
+  std::vector<std::string> batch_specs;
+  CLI::App* bench_model_cmd = app.add_subcommand(
+      "bench-model", "Time the whole model on the GPU: prefill tokens/s, the GEMMs against the measured bf16 peak "
+                     "and copy bandwidth, time per denoising step and tokens/s per attention mode and batch, and "
+                     "attention's share of a step; writes JSON.");
+  bench_model_cmd->add_option("--model", bench_model.model_dir, "model folder");
+  bench_model_cmd->add_option("--random-weights", bench_model.random_weights, "config.json: random bf16 weights of its shape");
+  bench_model_cmd->add_option("--prefill", bench_model.prefill_lens, "prompt lengths to prefill")->capture_default_str();
+  bench_model_cmd->add_option("--batches", batch_specs, "batch shapes SxL (default 1x65536 4x65536 8x32768)");
+  bench_model_cmd->add_option("--modes", bench_model.modes, "attention modes")->capture_default_str();
+  bench_model_cmd->add_option("--budget", bench_model.budget, "token budget of quest/losa")->capture_default_str();
+  bench_model_cmd->add_option("--block-size", bench_model.block_size, "block size B")->capture_default_str();
+  bench_model_cmd->add_option("--steps", bench_model.steps, "denoising steps per block")->capture_default_str();
+  bench_model_cmd->add_option("--prefill-chunk", bench_model.prefill_chunk, "tokens per prefill chunk")->capture_default_str();
+  bench_model_cmd->add_option("--reps", bench_model.reps, "blocks timed per mode")->capture_default_str();
+  bench_model_cmd->add_option("--json", bench_model.json_path, "results file")->capture_default_str();
 #endif
 
   try {
@@ -84,10 +107,28 @@ int main(int argc, char** argv) {
         bench.budgets = {256};
         bench.headline_len = 8192;
         bench.reps = 10;
+        bench.batch_seqs = 2;
+        bench.batch_len = 8192;
+        bench.model_layers = 4;
       }
       std::string command = "losa";
       for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
       return tools::run_bench(bench, command);
+    }
+    if (bench_model_cmd->parsed()) {
+      if (bench_model.model_dir.empty() == bench_model.random_weights.empty())
+        throw ArgumentError("bench-model", "--model", "or --random-weights: give exactly one of them");
+      if (!batch_specs.empty()) {
+        bench_model.batches.clear();
+        for (const std::string& spec : batch_specs) {
+          const size_t x = spec.find('x');
+          if (x == std::string::npos) throw ArgumentError("bench-model", "--batches", "entries look like 4x65536, got '" + spec + "'");
+          bench_model.batches.emplace_back(std::stoi(spec.substr(0, x)), std::stoll(spec.substr(x + 1)));
+        }
+      }
+      std::string command = "losa";
+      for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
+      return tools::run_bench_model(bench_model, command);
     }
 #endif
     demo.workload.dtype = parse_dtype(dtype, "--dtype");

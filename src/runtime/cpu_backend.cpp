@@ -43,6 +43,17 @@ class CpuBackend final : public ModelBackend {
     for (auto& layer : states_)
       for (auto& s : layer) s.begin_block();
   }
+  void set_attention_mode(const ModeConfig& mode) override {
+    check_started("set_attention_mode");
+    ForwardOptions next = opt_;
+    next.mode = mode;
+    validate(next, cfg_);
+    LOSA_CHECK_ARG(!mode.bounds8 || caches_.front()->config().keep_bounds8, "mode.bounds8",
+                   "needs a batch started with 8-bit bounds");
+    opt_ = next;
+    for (auto& layer : states_)
+      for (auto& s : layer) s.begin_block();
+  }
   ForwardReport denoise(const int32_t* block_tokens, const uint8_t* take_part,
                         const Sampler& sampler, const SampleKey* keys,
                         TokenProposal* proposals) override;
@@ -131,6 +142,7 @@ void CpuBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
   kv.page_size = P;
   kv.max_pages = static_cast<int>(std::max<int64_t>(pages, 1));
   kv.dtype = options.kv_dtype;
+  kv.keep_bounds8 = options.mode.bounds8;
   for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
     caches_.push_back(std::make_unique<PagedKVCache>(kv));
     for (int s = 0; s < S; ++s) caches_.back()->add_sequence();

@@ -73,6 +73,11 @@ class ModelBackend {
   /// The next forward is step 0 of a new block for every sequence (LoSA/SparseD state reset).
   virtual void begin_block() = 0;
 
+  /// Changes the attention mode (and its options) for the blocks that follow; the caches stay.
+  /// Call between blocks (before begin_block): evaluations and benchmarks compare modes on one
+  /// prefill. mode.bounds8 needs a batch started with it (the cache keeps the 8-bit bounds).
+  virtual void set_attention_mode(const ModeConfig& mode) = 0;
+
   /// A denoising forward of each taking-part sequence's current block. Does not store K/V.
   /// block_tokens: [S, B] (the mask id where unknown); take_part: [S] non-zero for the sequences
   /// to run (nullptr: all). keys: [S], each sequence's sample key (position is set here).

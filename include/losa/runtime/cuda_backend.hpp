@@ -14,6 +14,9 @@ namespace losa::runtime {
 
 struct CudaBackendOptions {
   bool use_graphs = true;  ///< capture each step kind once and replay it; false: plain launches
+  /// false: skip the attention of denoising steps and commits (benchmarks only: the time of a
+  /// step without its attention; the outputs are then meaningless).
+  bool attention = true;
 };
 
 /// True when this build has the CUDA backend and a CUDA device is present.

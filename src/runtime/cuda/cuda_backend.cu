@@ -67,6 +67,7 @@ class CudaBackend final : public ModelBackend {
   void start(const std::vector<std::vector<int32_t>>& prefill_tokens, const std::vector<int64_t>& capacity_tokens,
              const ForwardOptions& options) override;
   void begin_block() override;
+  void set_attention_mode(const ModeConfig& mode) override;
   ForwardReport denoise(const int32_t* block_tokens, const uint8_t* take_part, const Sampler& sampler,
                         const SampleKey* keys, TokenProposal* proposals) override;
   ForwardReport commit(const int32_t* block_tokens, const uint8_t* take_part) override;
@@ -93,6 +94,7 @@ class CudaBackend final : public ModelBackend {
   /// One layer's attention-free half: o projection onto x, norm, SwiGLU MLP onto x.
   void enqueue_mlp(int layer, int64_t rows);
   void prefill(int seq, const std::vector<int32_t>& tokens);
+  void install_engine(std::unique_ptr<lc::AttentionEngine> engine);
   void record_layer_decisions(int layer, const std::vector<int>& seqs);
   void sample_on_host(const std::vector<int>& seqs, const Sampler& sampler, const SampleKey* keys,
                       TokenProposal* proposals);
@@ -199,21 +201,11 @@ void CudaBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
                  format_bytes(static_cast<double>(activations)), ") but only ",
                  format_bytes(static_cast<double>(free_bytes)), " are free after the weights");
 
-  for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
-  graphs_.clear();
   opt_ = options;
   num_seqs_ = S;
   cache_ = std::make_unique<lc::DeviceKVCache>(kv, L);
   cache_->set_batch(capacity_tokens, stream_);
-  engine_ = std::move(engine);
-  workspace_ = lc::allocate_for_engine(engine_->workspace_bytes());
-  engine_->bind_workspace(workspace_.data(), workspace_.bytes(), stream_);
-  const size_t state_bytes = (engine_->layer_state_bytes() + 255) / 256 * 256;
-  states_storage_ = DeviceBuffer(std::max<size_t>(state_bytes * L, 1));
-  states_.clear();
-  for (int l = 0; l < L; ++l)
-    states_.push_back(engine_->make_layer_state(static_cast<char*>(states_storage_.data()) + state_bytes * l,
-                                                state_bytes, stream_));
+  install_engine(std::move(engine));
   prefill_attention_ = std::make_unique<lc::PrefillAttention>(kv, cfg_.num_attention_heads, options.prefill_chunk,
                                                               static_cast<int>(max_pages),
                                                               options.mode.softmax_scale);
@@ -239,6 +231,40 @@ void CudaBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
   decisions_.assign(L, std::vector<StepDecisions>(S));
   logits_stale_ = true;
   for (int s = 0; s < S; ++s) prefill(s, prefill_tokens[s]);
+  LOSA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+}
+
+void CudaBackend::install_engine(std::unique_ptr<lc::AttentionEngine> engine) {
+  for (auto& [key, exec] : graphs_) cudaGraphExecDestroy(exec);
+  graphs_.clear();  // the graphs point at the old engine's buffers
+  const int L = cfg_.num_hidden_layers;
+  states_.clear();
+  states_storage_ = DeviceBuffer();
+  workspace_ = DeviceBuffer();
+  engine_ = std::move(engine);
+  workspace_ = lc::allocate_for_engine(engine_->workspace_bytes());
+  engine_->bind_workspace(workspace_.data(), workspace_.bytes(), stream_);
+  const size_t state_bytes = (engine_->layer_state_bytes() + 255) / 256 * 256;
+  states_storage_ = DeviceBuffer(std::max<size_t>(state_bytes * L, 1));
+  for (int l = 0; l < L; ++l)
+    states_.push_back(engine_->make_layer_state(static_cast<char*>(states_storage_.data()) + state_bytes * l,
+                                                state_bytes, stream_));
+}
+
+void CudaBackend::set_attention_mode(const ModeConfig& mode) {
+  check_started("set_attention_mode");
+  ForwardOptions next = opt_;
+  next.mode = mode;
+  validate(next, cfg_);
+  LOSA_CHECK_ARG(!mode.bounds8 || cache_->config().keep_bounds8, "mode.bounds8",
+                 "needs a batch started with 8-bit bounds");
+  const BlockShape shape{opt_.block_size, cfg_.num_attention_heads, cfg_.num_key_value_heads, cfg_.head_dim};
+  auto engine = std::make_unique<lc::AttentionEngine>(shape, cache_->config(), mode);
+  int max_pages = 1;
+  for (int s = 0; s < num_seqs_; ++s) max_pages = std::max(max_pages, cache_->reserved_pages(s));
+  engine->plan(num_seqs_, max_pages);
+  install_engine(std::move(engine));
+  opt_ = next;
   LOSA_CUDA_CHECK(cudaStreamSynchronize(stream_));
 }
 
@@ -346,7 +372,7 @@ void CudaBackend::enqueue_block(int step, bool commit, bool want_logits) {
     io.o_stride = qd;
     io.stats = stats_.as<int32_t>() + l * stats_per_layer;
     io.seq_mask = mask;
-    engine_->run(view, io, states_[l], step, stream_);
+    if (backend_options_.attention) engine_->run(view, io, states_[l], step, stream_);
     if (opt_.record_decisions) record_layer_decisions(l, {});
     if (commit) cache_->append(l, 0, S, io.k, io.v, B, stream_, mask);
     enqueue_mlp(l, R);

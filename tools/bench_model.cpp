@@ -1,0 +1,251 @@
+// `losa bench-model`: the whole model on the GPU (CUDA backend), for an SDAR-shaped model with
+// random or real weights: prefill tokens/s; the GEMMs of the prefill chunk and of a decode step
+// against the card's measured bf16 peak and copy bandwidth; time per denoising step and tokens/s
+// for each attention mode and batch shape, and how much of a step is attention (the same step
+// timed with the attention skipped).
+#include "bench_model.hpp"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "../src/runtime/cuda/gemm.hpp"
+#include "gpu_timer.hpp"
+#include "losa/cuda/device.hpp"
+#include "losa/runtime/cuda_backend.hpp"
+#include "losa/runtime/decoder.hpp"
+
+namespace losa::tools {
+namespace {
+
+using nlohmann::json;
+using runtime::ModelBackend;
+using clock_type = std::chrono::steady_clock;
+
+double seconds_since(clock_type::time_point t0) {
+  return std::chrono::duration<double>(clock_type::now() - t0).count();
+}
+
+std::vector<int32_t> random_tokens(int64_t n, uint64_t seed, int vocab) {
+  std::mt19937_64 rng(seed);
+  std::uniform_int_distribution<int> d(0, vocab - 1);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& x : t) x = d(rng);
+  return t;
+}
+
+struct GemmTiming {
+  std::string name;
+  int64_t rows, out, in;
+  double us, tflops, gbps;
+};
+
+// cuBLAS GEMMs of the model's shapes, weights rotated over enough copies to defeat the L2.
+std::vector<GemmTiming> time_gemms(const runtime::ModelConfig& c, int64_t rows, int reps, size_t l2) {
+  cudaStream_t stream;
+  LOSA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  runtime::cuda::Gemm gemm(stream);
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  const std::vector<std::tuple<std::string, int64_t, int64_t>> shapes{
+      {"qkv", c.q_dim() + 2 * c.kv_dim(), H}, {"o", H, c.q_dim()}, {"gate_up", 2 * I, H}, {"down", H, I}};
+  std::vector<GemmTiming> out;
+  for (const auto& [name, n, k] : shapes) {
+    const int copies = static_cast<int>(std::max<int64_t>(2, (4 * static_cast<int64_t>(l2)) / (n * k * 2) + 1));
+    std::vector<cuda::DeviceBuffer> weights;
+    const auto fill = cuda::upload_as(DType::bf16, std::vector<float>(static_cast<size_t>(std::min<int64_t>(n * k, 1 << 20)), 0.01f));
+    for (int i = 0; i < copies; ++i) {
+      weights.emplace_back(static_cast<size_t>(n * k * 2));
+      for (int64_t at = 0; at < n * k * 2; at += fill.bytes())
+        LOSA_CUDA_CHECK(cudaMemcpy(static_cast<char*>(weights.back().data()) + at, fill.data(),
+                                   std::min<int64_t>(fill.bytes(), n * k * 2 - at), cudaMemcpyDeviceToDevice));
+    }
+    const auto x = cuda::upload_as(DType::bf16, std::vector<float>(static_cast<size_t>(rows * k), 0.5f));
+    cuda::DeviceBuffer y(static_cast<size_t>(rows * n * 4));
+    EventPair ev;
+    std::vector<double> t;
+    for (int it = 0; it < reps + 3; ++it) {
+      ev.start(stream);
+      gemm.to_f32(static_cast<const __nv_bfloat16*>(x.data()), static_cast<const __nv_bfloat16*>(weights[it % copies].data()),
+                  rows, n, k, y.as<float>(), false);
+      ev.stop(stream);
+      LOSA_CUDA_CHECK(cudaStreamSynchronize(stream));
+      if (it >= 3) t.push_back(ev.micros());
+    }
+    const double us = median(t);
+    out.push_back({name, rows, n, k, us, 2.0 * rows * n * k / (us * 1e6), (n * k * 2.0 + rows * k * 2.0) / (us * 1e3)});
+  }
+  LOSA_CUDA_CHECK(cudaStreamDestroy(stream));
+  return out;
+}
+
+double peak_bf16_tflops(int reps) {
+  const runtime::ModelConfig square = [] {
+    runtime::ModelConfig c;
+    c.hidden_size = 8192;
+    c.intermediate_size = 4096;  // gate_up: 8192 x 8192
+    c.num_attention_heads = 64;
+    c.num_key_value_heads = 64;
+    c.head_dim = 128;
+    return c;
+  }();
+  double best = 0.0;
+  for (const GemmTiming& g : time_gemms(square, 8192, reps, 0)) best = std::max(best, g.tflops);
+  return best;
+}
+
+}  // namespace
+
+int run_bench_model(const BenchModelOptions& opt, const std::string& command_line) {
+  if (cuda::device_count() == 0) {
+    std::fprintf(stderr, "losa bench-model: no CUDA device here; the benchmark needs a GPU\n");
+    return 1;
+  }
+  cudaDeviceProp prop{};
+  LOSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  const auto t_load = clock_type::now();
+  const runtime::Weights weights = opt.model_dir.empty()
+                                       ? runtime::make_random_weights(runtime::load_model_config(opt.random_weights), 1, 0)
+                                       : runtime::load_checkpoint(opt.model_dir);
+  const runtime::ModelConfig& c = weights.config;
+  std::printf("losa bench-model on %s: %s, %d layers, hidden %d, %d/%d heads (weights ready in %.1f s)\n", prop.name,
+              weights.source.c_str(), c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads,
+              seconds_since(t_load));
+  json doc = {{"card", prop.name}, {"device", cuda::describe_device(0)}, {"command", command_line},
+              {"model", weights.source}, {"prefill", json::array()}, {"gemms", json::array()}, {"steps", json::array()}};
+
+  // GEMMs: the prefill chunk's (compute-bound) and a decode step's (weight streaming).
+  const double peak = peak_bf16_tflops(10);
+  doc["measured_bf16_peak_TFLOPs"] = peak;
+  std::printf("\nmeasured bf16 GEMM peak (8192^3): %.0f TFLOP/s\n%-8s %6s %7s %7s %9s %9s %9s\n", peak, "gemm", "rows", "out",
+              "in", "us", "TFLOP/s", "GB/s");
+  for (int64_t rows : {static_cast<int64_t>(opt.prefill_chunk), static_cast<int64_t>(opt.block_size),
+                       static_cast<int64_t>(opt.block_size) * 8})
+    for (const GemmTiming& g : time_gemms(c, rows, 20, prop.l2CacheSize)) {
+      std::printf("%-8s %6lld %7lld %7lld %9.1f %9.1f %9.0f\n", g.name.c_str(), static_cast<long long>(g.rows),
+                  static_cast<long long>(g.out), static_cast<long long>(g.in), g.us, g.tflops, g.gbps);
+      doc["gemms"].push_back({{"gemm", g.name}, {"rows", g.rows}, {"out", g.out}, {"in", g.in}, {"us", g.us},
+                              {"TFLOPs", g.tflops}, {"GBps", g.gbps}, {"share_of_peak", g.tflops / peak}});
+    }
+
+  runtime::ForwardOptions fo;
+  fo.block_size = opt.block_size;
+  fo.prefill_chunk = opt.prefill_chunk;
+  fo.kv_dtype = DType::bf16;
+  const runtime::Sampler greedy(runtime::SamplerParams{});
+
+  // A denoising step with its attention skipped, per batch size (attention's share of a step is
+  // what the full step adds to it). A backend of its own, freed before the real one exists.
+  std::map<int, double> bare_ms;
+  {
+    auto no_attention = runtime::make_cuda_backend(weights, runtime::CudaBackendOptions{true, false});
+    for (const auto& batch : opt.batches) {
+      const int S = batch.first;
+      if (bare_ms.count(S)) continue;
+      no_attention->start(std::vector<std::vector<int32_t>>(S, std::vector<int32_t>(opt.block_size, 3)),
+                          std::vector<int64_t>(S, 4 * opt.block_size), fo);
+      std::vector<int32_t> block(static_cast<size_t>(S) * opt.block_size, c.mask_token_id);
+      std::vector<runtime::SampleKey> keys(S);
+      std::vector<runtime::TokenProposal> props(block.size());
+      std::vector<double> t;
+      for (int rep = 0; rep < opt.reps + 2; ++rep) {
+        no_attention->begin_block();
+        const auto t0 = clock_type::now();
+        no_attention->denoise(block.data(), nullptr, greedy, keys.data(), props.data());
+        if (rep >= 2) t.push_back(seconds_since(t0) * 1e3);
+      }
+      bare_ms[S] = median(t);
+    }
+  }
+  auto backend = runtime::make_cuda_backend(weights);
+
+  // Prefill tokens/s, one prompt at a time (host clock around start(), which synchronises).
+  std::printf("\n%8s %10s %10s\n", "prefill", "seconds", "tokens/s");
+  for (int64_t L : opt.prefill_lens) {
+    const auto tokens = random_tokens(L / opt.block_size * opt.block_size, L, c.vocab_size);
+    const auto t0 = clock_type::now();
+    backend->start({tokens}, {static_cast<int64_t>(tokens.size()) + opt.block_size}, fo);
+    const double s = seconds_since(t0);
+    std::printf("%8lld %10.2f %10.0f\n", static_cast<long long>(L), s, tokens.size() / s);
+    doc["prefill"].push_back({{"tokens", tokens.size()}, {"seconds", s}, {"tokens_per_second", tokens.size() / s}});
+  }
+
+  // Denoising steps per mode and batch: one prefill per batch, modes switched between blocks.
+  std::printf("\n%-10s %-22s %12s %12s %10s %10s %8s\n", "batch", "mode", "step0 ms", "step ms", "tokens/s",
+              "attn share", "density");
+  for (const auto& [num_seqs, length] : opt.batches) {
+    std::vector<std::vector<int32_t>> prompts;
+    std::vector<int64_t> capacity;
+    for (int s = 0; s < num_seqs; ++s) {
+      const int64_t L = (length - 517 * s) / opt.block_size * opt.block_size;
+      prompts.push_back(random_tokens(L, 1000 + s, c.vocab_size));
+      capacity.push_back(L + 4 * opt.block_size);
+    }
+    runtime::ForwardOptions batch_fo = fo;
+    batch_fo.prefill_chunk = opt.prefill_chunk;
+    try {
+      backend->start(prompts, capacity, batch_fo);
+    } catch (const ArgumentError& e) {
+      std::printf("%dx%lld: %s\n", num_seqs, static_cast<long long>(length), e.what());
+      doc["steps"].push_back({{"num_seqs", num_seqs}, {"length", length}, {"error", e.what()}});
+      continue;
+    }
+    for (const std::string& mode_name_str : opt.modes) {
+      ModeConfig mode;
+      mode.mode = parse_mode(mode_name_str);
+      mode.budget_tokens = opt.budget;
+      mode.steps_per_block = opt.steps;
+      mode.active_rule = ActiveRule::tau;
+      backend->set_attention_mode(mode);
+      std::vector<int32_t> block(static_cast<size_t>(num_seqs) * opt.block_size, c.mask_token_id);
+      std::vector<runtime::SampleKey> keys(num_seqs);
+      std::vector<runtime::TokenProposal> props(block.size());
+      std::vector<double> step0, later;
+      double density = 0.0;
+      int forwards = 0;
+      for (int rep = 0; rep < opt.reps; ++rep) {
+        backend->begin_block();
+        std::fill(block.begin(), block.end(), c.mask_token_id);
+        for (int step = 0; step < opt.steps; ++step) {
+          const auto t0 = clock_type::now();
+          const runtime::ForwardReport r = backend->denoise(block.data(), nullptr, greedy, keys.data(), props.data());
+          (step == 0 ? step0 : later).push_back(seconds_since(t0) * 1e3);
+          density += r.density();
+          ++forwards;
+          for (int s = 0; s < num_seqs; ++s)  // unmask B / steps positions per step, as a decode does
+            for (int i = step * opt.block_size / opt.steps; i < (step + 1) * opt.block_size / opt.steps; ++i)
+              block[static_cast<size_t>(s) * opt.block_size + i] = props[static_cast<size_t>(s) * opt.block_size + i].token;
+        }
+      }
+      const double s0 = median(step0), st = median(later.empty() ? step0 : later), none = bare_ms[num_seqs];
+      const double block_ms = s0 + (opt.steps - 1) * st;
+      const double tokens_per_s = num_seqs * opt.block_size / (block_ms / 1e3);
+      const double attn_share = std::max(0.0, 1.0 - none / st);
+      char batch[32];
+      std::snprintf(batch, sizeof(batch), "%dx%lld", num_seqs, static_cast<long long>(length));
+      std::printf("%-10s %-22s %12.2f %12.2f %10.0f %9.0f%% %7.2f%%\n", batch, mode_name_str.c_str(), s0, st,
+                  tokens_per_s, 100.0 * attn_share, 100.0 * density / std::max(forwards, 1));
+      doc["steps"].push_back({{"num_seqs", num_seqs}, {"length", length}, {"mode", mode_name_str},
+                              {"budget_tokens", opt.budget}, {"block_size", opt.block_size}, {"steps", opt.steps},
+                              {"step0_ms", s0}, {"step_ms", st}, {"step_without_attention_ms", none},
+                              {"attention_share", attn_share}, {"tokens_per_second", tokens_per_s},
+                              {"density", density / std::max(forwards, 1)}});
+      std::fflush(stdout);
+    }
+  }
+  std::ofstream out(opt.json_path);
+  out << doc.dump(1) << "\n";
+  if (!out) {
+    std::fprintf(stderr, "losa bench-model: cannot write %s\n", opt.json_path.c_str());
+    return 1;
+  }
+  std::printf("\nwrote %s\n", opt.json_path.c_str());
+  return 0;
+}
+
+}  // namespace losa::tools

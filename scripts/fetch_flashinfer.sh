@@ -94,7 +94,9 @@ if [[ "$GOT" != "$FI_SDIST_SHA256" ]]; then
   exit 1
 fi
 rm -f "$OUT"/flashinfer_python-*.whl
-(cd "$WORK" && env -u FLASHINFER_LOCAL_VERSION \
+# SOURCE_DATE_EPOCH fixes the zip timestamps: the same sdist gives the same wheel, byte for byte
+# (scripts/prebuild_flashinfer_ops.sh keys its cache on the wheels' bytes).
+(cd "$WORK" && env -u FLASHINFER_LOCAL_VERSION SOURCE_DATE_EPOCH=1756684800 \
   $PIP wheel -q --no-deps --no-build-isolation -w "$OUT" "$SDIST")
 WHEEL="$OUT/flashinfer_python-$FI_VERSION-py3-none-any.whl"
 [[ -f "$WHEEL" ]] || { echo "no py3-none-any wheel was built" >&2; exit 1; }

@@ -28,11 +28,12 @@ scripts/prebuild_flashinfer_ops.sh; timeout_s 600):
   set -o pipefail; python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site FLASHINFER_WORKSPACE_BASE=/tmp/fi-ws FLASHINFER_CUDA_ARCH_LIST=9.0 PYTHONUNBUFFERED=1 && python3 bench/flashinfer_baseline.py --ops-in .whl/ops --ops-out $OUT --json $OUT/flashinfer.json 2>&1 | tee $OUT/flashinfer.log
 
 Expected: with .whl/ops (modules compiled here for sm_90a against torch 2.11.0+cu130 and CUDA
-13.0, checked against a manifest, loaded as FlashInfer's AOT modules) 2-3 min: imports, loading,
-about 1 min of measurements. Without it (or when they do not match or load) 6-8 min: fa2 compiles in
-about 3-4 min (one module: 8 kernel files + 2, in parallel), fa3 beside it at lower priority,
-killed at --deadline-s - --bench-reserve-s = 6.5 min from start if unfinished; --backends fa2
-skips fa3. --ops-out copies what was compiled there (<= 16 MiB each, with manifest.json) to $OUT,
+13.0, checked against a manifest, loaded as FlashInfer's AOT modules) about 2 min: imports,
+loading, about 1 min of measurements. Without it (or when they do not match or load) up to 8 min:
+each backend is one module of 10 nvcc jobs (8 kernel files + 2) run in parallel; here, on 2 cores,
+fa2 took 1 min (quiet machine) and fa3 18 min (shared machine), the issue measured about 3 min on
+the device; fa3 builds beside fa2 at lower priority and is killed at --deadline-s -
+--bench-reserve-s = 6.5 min from start if unfinished; --backends fa2 skips it. --ops-out copies what was compiled there (<= 16 MiB each, with manifest.json) to $OUT,
 to be carried as .whl/ops next time. Offline: the fa2/fa3 prefill path downloads nothing; the
 environment variables are the JIT's (scripts/fetch_flashinfer.sh lists them).
 """

@@ -61,4 +61,4 @@ done
 # Adds to .whl/ops/ (modules of other backends there stay when their manifest matches).
 "$VENV/bin/python" bench/flashinfer_baseline.py --export-only --backends "${BACKENDS[@]}" --ops-out .whl/ops
 cat .whl/ops/manifest.json
-du -sh .whl .whl/ops
+du -sh .whl/ops; du -sh .whl

@@ -13,25 +13,12 @@ copies of K/V that together exceed 4x the L2, random data (never zeros).
 """
 import argparse
 import json
-import math
 
 import torch
 import torch.nn.functional as F
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
-
-def time_calls(fn, copies, reps, warmup=5):
-    times = []
-    for i in range(warmup + reps):
-        start, stop = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        start.record()
-        fn(i % copies)
-        stop.record()
-        torch.cuda.synchronize()
-        if i >= warmup:
-            times.append(start.elapsed_time(stop) * 1000.0)
-    times.sort()
-    return times[len(times) // 2]
+from benchutil import rotation_copies, time_calls
 
 
 def main():
@@ -51,7 +38,7 @@ def main():
            "num_q_heads": Hq, "num_kv_heads": Hk, "head_dim": D, "results": []}
     for L in args.lengths:
         layer_bytes = 2 * Hk * L * D * 2
-        copies = max(2, math.ceil(4 * l2 / layer_bytes))
+        copies = rotation_copies(layer_bytes, l2)
         torch.manual_seed(L)
         q = torch.randn(1, Hq, B, D, device=dev, dtype=torch.bfloat16)
         ks = [torch.randn(1, Hk, L, D, device=dev, dtype=torch.bfloat16) for _ in range(copies)]
@@ -107,7 +94,7 @@ def main():
                 out["results"].append({"prefix_len": L, "baseline": "flex_attention_selected_pages",
                                        "error": str(e).splitlines()[0][:300]})
                 print(f"flex_attention failed: {e}")
-        del ks, vs
+        ks = vs = None  # frees the copies before the next length (pyflakes rejects del of names lambdas use)
         torch.cuda.empty_cache()
     json.dump(out, open(args.json, "w"), indent=1)
 

@@ -5,9 +5,9 @@ What a PyTorch user would run instead of losa, one layer's prefix attention of a
 queries over L prefix tokens (32 query heads, 8 KV heads, head dim 128, bf16):
   - scaled_dot_product_attention with the flash, cuDNN and memory-efficient backends, GQA;
   - FlexAttention (torch.nn.attention.flex_attention, as SparseD uses it) with a block mask made
-    from the pages losa's headline LoSA step selected (`losa bench --selection FILE`): its KV
-    blocks are 128 tokens, so a block is kept when any of its eight 16-token pages was selected
-    (the page union rounded up to 128-token blocks).
+    from the pages losa's headline LoSA step selected (`losa bench --selection FILE`), at KV
+    block sizes 128 (its default) down to 16 tokens (its best case): a block is kept when any
+    selected page overlaps it (the page union rounded up to blocks).
 Timing: CUDA events around each call, median over many calls after warm-up; inputs rotate over
 copies of K/V that together exceed 4x the L2, random data (never zeros).
 """
@@ -65,35 +65,40 @@ def main():
                                            "error": str(e).splitlines()[0][:200]})
                     print(f"L={L:6d} {name:15s} gqa={gqa:8s} unavailable: {str(e).splitlines()[0][:120]}")
         if sel and sel["prefix_len"] == L and sel["block_size"] == B:
+            # FlexAttention at the pages LoSA selected, with KV blocks of 128 tokens (its default)
+            # down to the smallest size it accepts (its best case: the least rounding of the
+            # page union); each size that compiles is reported.
             from torch.nn.attention.flex_attention import create_block_mask, flex_attention
-            kv_block = 128
-            nblocks = (L + kv_block - 1) // kv_block
-            allowed = torch.zeros(Hk, nblocks, dtype=torch.bool, device=dev)
-            pages_per_block = kv_block // sel["page_size"]
-            for h, pages in enumerate(sel["kv_head_pages"]):
-                for p in pages:
-                    allowed[h, p // pages_per_block] = True
-            page_density = sum(len(p) for p in sel["kv_head_pages"]) / (Hk * sel["num_pages"])
-            block_density = allowed.float().mean().item()
-            mask_mod = lambda b, h, q_idx, kv_idx: allowed[h // G, kv_idx // kv_block]
-            block_mask = create_block_mask(mask_mod, None, Hq, B, L, device="cuda", BLOCK_SIZE=kv_block)
             flex = torch.compile(flex_attention)
-            try:
-                us = time_calls(lambda i: flex(q, ks[i], vs[i], block_mask=block_mask, enable_gqa=True), copies, args.reps)
-                dense_mask = create_block_mask(lambda b, h, q_idx, kv_idx: kv_idx >= 0, None, Hq, B, L,
-                                               device="cuda", BLOCK_SIZE=kv_block)
-                us_dense = time_calls(lambda i: flex(q, ks[i], vs[i], block_mask=dense_mask, enable_gqa=True), copies, args.reps)
-                out["results"].append({"prefix_len": L, "baseline": "flex_attention_selected_pages",
-                                       "time_us": us, "kv_block_tokens": kv_block,
-                                       "page_density": page_density, "block_density": block_density,
-                                       "active_tokens": len(sel["active_tokens"])})
-                out["results"].append({"prefix_len": L, "baseline": "flex_attention_dense", "time_us": us_dense})
-                print(f"L={L:6d} flex selected    {us:9.1f} us  (pages {100*page_density:.2f}% -> "
-                      f"128-token blocks {100*block_density:.2f}%), flex dense {us_dense:.1f} us")
-            except Exception as e:
-                out["results"].append({"prefix_len": L, "baseline": "flex_attention_selected_pages",
-                                       "error": str(e).splitlines()[0][:300]})
-                print(f"flex_attention failed: {e}")
+            page_density = sum(len(p) for p in sel["kv_head_pages"]) / (Hk * sel["num_pages"])
+            for kv_block in (128, 64, 32, 16):
+                nblocks = (L + kv_block - 1) // kv_block
+                allowed = torch.zeros(Hk, nblocks, dtype=torch.bool, device=dev)
+                for h, pages in enumerate(sel["kv_head_pages"]):
+                    for p in pages:  # a page of P tokens covers P / kv_block blocks, or part of one
+                        first = p * sel["page_size"] // kv_block
+                        last = ((p + 1) * sel["page_size"] - 1) // kv_block
+                        allowed[h, first:last + 1] = True
+                block_density = allowed.float().mean().item()
+                mask_mod = lambda b, h, q_idx, kv_idx, allowed=allowed, kv_block=kv_block: allowed[h // G, kv_idx // kv_block]
+                try:
+                    block_mask = create_block_mask(mask_mod, None, Hq, B, L, device="cuda", BLOCK_SIZE=(B, kv_block))
+                    us = time_calls(lambda i: flex(q, ks[i], vs[i], block_mask=block_mask, enable_gqa=True), copies, args.reps)
+                    dense_mask = create_block_mask(lambda b, h, q_idx, kv_idx: kv_idx >= 0, None, Hq, B, L,
+                                                   device="cuda", BLOCK_SIZE=(B, kv_block))
+                    us_dense = time_calls(lambda i: flex(q, ks[i], vs[i], block_mask=dense_mask, enable_gqa=True), copies, args.reps)
+                    out["results"].append({"prefix_len": L, "baseline": "flex_attention_selected_pages",
+                                           "time_us": us, "kv_block_tokens": kv_block,
+                                           "page_density": page_density, "block_density": block_density,
+                                           "active_tokens": len(sel["active_tokens"])})
+                    out["results"].append({"prefix_len": L, "baseline": "flex_attention_dense", "time_us": us_dense,
+                                           "kv_block_tokens": kv_block})
+                    print(f"L={L:6d} flex selected    {us:9.1f} us  (pages {100*page_density:.2f}% -> "
+                          f"{kv_block}-token blocks {100*block_density:.2f}%), flex dense {us_dense:.1f} us", flush=True)
+                except Exception as e:
+                    out["results"].append({"prefix_len": L, "baseline": "flex_attention_selected_pages",
+                                           "kv_block_tokens": kv_block, "error": str(e).splitlines()[0][:300]})
+                    print(f"L={L:6d} flex with {kv_block}-token blocks failed: {str(e).splitlines()[0][:160]}", flush=True)
         ks = vs = None  # frees the copies before the next length (pyflakes rejects del of names lambdas use)
         torch.cuda.empty_cache()
     json.dump(out, open(args.json, "w"), indent=1)

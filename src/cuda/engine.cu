@@ -114,7 +114,7 @@ const EnginePlan& AttentionEngine::plan(int num_seqs, int max_pages_per_seq) {
   const int Hk = s.shape.num_kv_heads, B = s.shape.block_size, G = s.group;
   auto splits_for = [&](int pages_estimate, int rows_estimate) {
     if (s.options.force_num_splits > 0) return s.options.force_num_splits;
-    const int ctas = num_seqs * Hk * ceil_div(std::max(rows_estimate, 1), kRowsPerCta);
+    const int ctas = num_seqs * Hk * ceil_div(std::max(rows_estimate, 1), attention_rows_per_cta(s.max_rows));
     return std::min(kMaxSplits, choose_num_splits(ctas, ceil_div(std::max(pages_estimate, 1), s.tile_pages), s.num_sms));
   };
   // A row keeps budget/P pages plus the last: a union of `rows` rows has at most that many each.
@@ -333,7 +333,7 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   pa.num_splits = num_splits;
   pa.partial_o = s.at<float>(w.partial_o);
   pa.partial_lse = s.at<float>(w.partial_lse);
-  launch_paged_attention(s.kv.dtype, D, pa, s.row_tiles, S, stream);
+  launch_paged_attention(s.kv.dtype, D, pa, S, stream);
 
   // 3. Split merge, cache update, block part, final merge.
   s.mark("finalize");

@@ -23,7 +23,11 @@ int choose_num_splits(int ctas_per_split, int max_tiles_per_kv_head, int num_sms
 int attention_stages(DType dtype, int head_dim);
 void force_attention_stages(int stages);
 
-void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParams& p, int row_tiles, int num_seqs,
+/// Rows a CTA of the attention kernel serves for up to max_rows rows per (sequence, KV head):
+/// 128 (8 warps) past 64 rows, so that one page load serves them all; else 64.
+int attention_rows_per_cta(int max_rows);
+/// Grid (ceil(max_rows / attention_rows_per_cta), num_splits, num_seqs * Hk).
+void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParams& p, int num_seqs,
                             cudaStream_t stream);
 void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, int num_seqs, cudaStream_t stream);
 

@@ -22,22 +22,28 @@ int attention_stages();
 
 namespace {
 
-template <typename T, int D, int Stages>
-void launch_stages(const PagedAttentionParams& p, int row_tiles, int num_seqs, cudaStream_t stream) {
-  using Cfg = PagedAttentionConfig<T, D, Stages>;
+template <typename T, int D, int Stages, int Warps>
+void launch_config(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps>;
   // Above 48 KB a kernel needs an explicit opt-in; once per instance, outside any capture.
   static const cudaError_t attr = cudaFuncSetAttribute(
-      paged_attention_kernel<T, D, Stages>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+      paged_attention_kernel<T, D, Stages, Warps>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   LOSA_CUDA_CHECK(attr);
-  const dim3 grid(row_tiles, p.num_splits, num_seqs * p.kv.num_kv_heads);
-  launch_kernel(paged_attention_kernel<T, D, Stages>, grid, Cfg::kThreads, Cfg::kSmemBytes, stream, p);
+  const dim3 grid(ceil_div(p.max_rows, Cfg::kRows), p.num_splits, num_seqs * p.kv.num_kv_heads);
+  launch_kernel(paged_attention_kernel<T, D, Stages, Warps>, grid, Cfg::kThreads, Cfg::kSmemBytes, stream, p);
   check_launch("paged_attention_kernel");
 }
 
+template <typename T, int D, int Stages>
+void launch_stages(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
+  if (attention_rows_per_cta(p.max_rows) == 128) launch_config<T, D, Stages, 8>(p, num_seqs, stream);
+  else launch_config<T, D, Stages, 4>(p, num_seqs, stream);
+}
+
 template <typename T, int D>
-void launch(const PagedAttentionParams& p, int row_tiles, int num_seqs, cudaStream_t stream) {
-  if (attention_stages<T, D>() == 3) launch_stages<T, D, 3>(p, row_tiles, num_seqs, stream);
-  else launch_stages<T, D, 2>(p, row_tiles, num_seqs, stream);
+void launch(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
+  if (attention_stages<T, D>() == 3) launch_stages<T, D, 3>(p, num_seqs, stream);
+  else launch_stages<T, D, 2>(p, num_seqs, stream);
 }
 }  // namespace
 
@@ -61,9 +67,11 @@ int attention_stages(DType dtype, int head_dim) {
   return head_dim == 64 ? attention_stages<__nv_bfloat16, 64>() : attention_stages<__nv_bfloat16, 128>();
 }
 
-void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParams& p, int row_tiles, int num_seqs,
+int attention_rows_per_cta(int max_rows) { return max_rows > 64 ? 128 : 64; }
+
+void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParams& p, int num_seqs,
                             cudaStream_t stream) {
-  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, row_tiles, num_seqs, stream);
+  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, num_seqs, stream);
 }
 
 }  // namespace losa::cuda

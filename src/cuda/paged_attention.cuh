@@ -1,8 +1,8 @@
 #pragma once
 // Paged prefix attention for packed GQA rows, split over the page list (flash-decoding).
 //
-// Grid (row_tiles, num_splits, S * Hk), 128 threads. A CTA serves 64 rows of one (sequence, KV
-// head) (4 warps of 16 rows, tensor cores) over its share of the page list, streaming 64-token
+// Grid (row_tiles, num_splits, S * Hk), 128 or 256 threads. A CTA serves 64 or 128 rows of one
+// (sequence, KV head) (warps of 16 rows, tensor cores) over its share of the page list, streaming 64-token
 // K/V tiles through a cp.async pipeline; it writes a partial (o, lse) per row, merged across
 // splits by the finalize kernel. The page list's length and the prefix length live on the
 // device: every split derives its range from them, so the launch needs no host synchronisation
@@ -22,9 +22,12 @@ struct WindowPage {
   int valid;      // valid tokens in the page
 };
 
-template <typename T, int D, int Stages>
+/// Warps: 4 (64 rows a CTA) or 8 (128 rows: one page load serves twice the rows, for blocks of
+/// 32 and 64 tokens and prefill chunks, where two 64-row CTAs would each read every page).
+template <typename T, int D, int Stages, int Warps = 4>
 struct PagedAttentionConfig {
-  static constexpr int kThreads = 128;
+  static constexpr int kThreads = 32 * Warps;
+  static constexpr int kRows = 16 * Warps;
   // Three stages keep two tiles (64 KB for D = 128) in flight per CTA while one is consumed;
   // with 2 CTAs per SM that is ~256 KB in flight per SM, well above what the HBM latency needs.
   // Cards whose opt-in shared memory is below 3 stages' (sm_86/89: 99 KB) get 2 stages.
@@ -36,10 +39,10 @@ struct PagedAttentionConfig {
   static constexpr int kSmemBytes = kStages * 2 * kTileBytes + kWindowPages * sizeof(WindowPage);
 };
 
-template <typename T, int D, int Stages>
-__global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_constant__ PagedAttentionParams p) {
+template <typename T, int D, int Stages, int Warps>
+__global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __grid_constant__ PagedAttentionParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
-  using Cfg = PagedAttentionConfig<T, D, Stages>;
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps>;
   extern __shared__ __align__(128) char smem[];
   char* tiles = smem;
   WindowPage* window = reinterpret_cast<WindowPage*>(smem + Cfg::kStages * 2 * Cfg::kTileBytes);
@@ -49,7 +52,7 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
   const int head_slot = blockIdx.z;  // seq * Hk + kvh: index of the (sequence, KV head) arrays
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int rows = packed_rows(p.active, seq, p.group);
-  const int row0 = row_tile * kRowsPerCta;
+  const int row0 = row_tile * Cfg::kRows;
   if (row0 >= rows) return;  // uniform over the CTA
 
   const SeqPages sp = seq_pages(p.kv, seq);
@@ -62,7 +65,7 @@ __global__ void __launch_bounds__(128) paged_attention_kernel(const __grid_const
   };
   const bool causal = p.causal_block > 0;
   const int cta_limit_min = causal ? causal_limit(row0) : INT_MAX;
-  const int count = causal ? (causal_limit(row0 + kRowsPerCta - 1) + P - 1) / P
+  const int count = causal ? (causal_limit(row0 + Cfg::kRows - 1) + P - 1) / P
                            : (p.list.pages ? p.list.counts[head_slot] : sp.num_pages);
   const int total_tiles = (count + tile_pages - 1) / tile_pages;
   const int per_split = (total_tiles + p.num_splits - 1) / p.num_splits;

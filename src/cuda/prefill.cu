@@ -27,7 +27,7 @@ PrefillAttention::PrefillAttention(const PagedKVConfig& kv_config, int num_q_hea
   const int group = num_q_heads / kv_config.num_kv_heads;
   const int rows = max_chunk_tokens * group;
   // A chunk of many rows fills the GPU by its row tiles; short chunks split the page list.
-  num_splits_ = std::min(16, choose_num_splits(kv_config.num_kv_heads * ceil_div(rows, kRowsPerCta),
+  num_splits_ = std::min(16, choose_num_splits(kv_config.num_kv_heads * ceil_div(rows, attention_rows_per_cta(rows)),
                                                ceil_div(max_pages_per_seq, 64 / kv_config.page_size), num_sms_));
   const size_t partial_rows = static_cast<size_t>(kv_config.num_kv_heads) * num_splits_ * rows;
   workspace_ = DeviceBuffer(partial_rows * (kv_config.head_dim + 1) * sizeof(float));
@@ -74,7 +74,7 @@ void PrefillAttention::run(const KVBatchView& kv, int chunk_tokens, int block_si
   pa.partial_o = partial_o;
   pa.partial_lse = partial_lse;
   pa.causal_block = block_size;
-  launch_paged_attention(kv_.dtype, D, pa, ceil_div(rows, kRowsPerCta), 1, stream);
+  launch_paged_attention(kv_.dtype, D, pa, 1, stream);
 
   FinalizeParams fp;
   fp.q = qr;

@@ -30,6 +30,7 @@ __global__ void __launch_bounds__(128) quest_scores_kernel(const __grid_constant
   // 8-bit bounds land as raw [min | max] rows in the key_min tile's place (the same bytes).
   const int8_t* raw8 = reinterpret_cast<const int8_t*>(tiles + S::kBytes);
   __shared__ int32_t tile_phys[kTileRows];
+  __shared__ float tile_scale[kTileRows];  // 8-bit bounds: each page's scale, read once
   const int page0 = blockIdx.x * kTileRows, head_slot = blockIdx.y, row0 = blockIdx.z * kRowsPerCta;
   const int Hk = p.kv.num_kv_heads, seq = head_slot / Hk, kvh = head_slot % Hk;
   const int rows = p.active.count[seq] * p.group;
@@ -38,7 +39,11 @@ __global__ void __launch_bounds__(128) quest_scores_kernel(const __grid_constant
   if (row0 >= rows || page0 >= n) return;  // uniform over the CTA
   const bool eight_bit = p.kv.bounds8 != nullptr;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  for (int i = threadIdx.x; i < kTileRows; i += 128) tile_phys[i] = page0 + i < n ? sp.table[page0 + i] : -1;
+  for (int i = threadIdx.x; i < kTileRows; i += 128) {
+    const int phys = page0 + i < n ? sp.table[page0 + i] : -1;
+    tile_phys[i] = phys;
+    tile_scale[i] = eight_bit && phys >= 0 ? p.kv.bound_scale[static_cast<size_t>(phys) * Hk + kvh] : 1.0f;
+  }
   __syncthreads();
 
   if (eight_bit) {
@@ -120,10 +125,7 @@ __global__ void __launch_bounds__(128) quest_scores_kernel(const __grid_constant
     for (int e = 0; e < 4; ++e) {
       const int local = 8 * j + 2 * t + (e & 1), page = page0 + local;
       const int r = e < 2 ? r_lo : r_hi;
-      if (page < n && r < rows) {
-        const float scale = eight_bit ? p.kv.bound_scale[static_cast<size_t>(tile_phys[local]) * Hk + kvh] : 1.0f;
-        out[static_cast<size_t>(r) * p.score_stride + page] = s[j][e] * scale;
-      }
+      if (page < n && r < rows) out[static_cast<size_t>(r) * p.score_stride + page] = s[j][e] * tile_scale[local];
     }
 }
 

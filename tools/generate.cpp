@@ -253,8 +253,8 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& f) {
       "prompts (--prompt, encoded with the model folder's tokenizer): stdout is the answer, "
       "streamed as blocks commit, then a newline; with several prompts each answer is printed "
       "whole after a line '=== answer I/N ==='.");
-  c->add_option("--model", f.model_dir, "Hugging Face model folder (config.json, safetensors)");
-  c->add_option("--random-weights", f.random_weights, "config.json (or its folder): random bf16 weights of that shape");
+  c->add_option("--model", f.model_dir, "Hugging Face model folder (config.json, safetensors; the tokenizer files for text prompts)");
+  c->add_option("--random-weights", f.random_weights, "config.json (or its folder): random bf16 weights of that shape (a tokenizer beside it serves text prompts)");
   c->add_option("--weights-seed", f.weights_seed, "seed of --random-weights")->capture_default_str();
   // One value per --tokens (quote it): repeated flags add prompts.
   c->add_option("--tokens", f.tokens, "a prompt's token ids (space or comma separated); repeat for more prompts")

@@ -6,14 +6,19 @@
 
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
-#include <sstream>
+#include <optional>
 #include <unistd.h>
 
+#include "answer_printer.hpp"
+#include "flag_error.hpp"
+#include "generate_prompts.hpp"
 #include "losa/errors.hpp"
 #include "losa/runtime/decoder.hpp"
+#include "losa/runtime/tokenizer.hpp"
 
 namespace losa::tools {
 namespace {
@@ -30,66 +35,77 @@ const std::map<std::string, std::string>& flag_of() {
       {"sparsed_select", "--select"}, {"page_size", "--page-size"},
       {"prefill_chunk", "--prefill-chunk"}, {"mask_token_id", "--mask-id"},
       {"stop_ids", "--stop-ids"}, {"prompts", "--tokens"}, {"config", "--random-weights"},
-      {"capacity_tokens", "--max-new-tokens"}, {"num_threads", "--threads"}};
+      {"capacity_tokens", "--max-new-tokens"}, {"num_threads", "--threads"},
+      {"stop_strings", "--stop"}};
   return m;
-}
-
-struct FlagError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-[[noreturn]] void bad_flag(const std::string& flag, const std::string& reason) {
-  throw FlagError(flag + " " + reason);
 }
 
 // "losa: f: argument 'x' must be ..." -> "--flag must be ...".
 std::string as_flag_message(const ArgumentError& e) {
-  const std::string what = e.what(), marker = "argument '" + e.argument() + "' ";
-  const size_t at = what.find(marker);
-  const std::string reason = at == std::string::npos ? what : what.substr(at + marker.size());
   auto it = flag_of().find(e.argument());
-  return (it == flag_of().end() ? e.argument() : it->second) + " " + reason;
+  return (it == flag_of().end() ? e.argument() : it->second) + " " + reason_of(e);
 }
 
-std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag) {
-  std::vector<int32_t> ids;
-  std::string item;
-  std::istringstream in(text);
-  while (in >> item) {
-    std::istringstream parts(item);
-    std::string one;
-    while (std::getline(parts, one, ',')) {
-      if (one.empty()) continue;
-      size_t used = 0;
-      long long v = 0;
-      try {
-        v = std::stoll(one, &used);
-      } catch (const std::exception&) {
-        used = 0;
-      }
-      if (used != one.size() || v < 0 || v > INT32_MAX)
-        bad_flag(flag, "holds '" + one + "', which is not a token id");
-      ids.push_back(static_cast<int32_t>(v));
-    }
-  }
-  return ids;
+// The first flag of each prompt kind the user gave, for messages.
+std::string text_prompt_flag(const GenerateFlags& f) {
+  return !f.prompts.empty() ? "--prompt" : !f.prompt_files.empty() ? "--prompt-file" : "--prompts-jsonl";
 }
 
-std::vector<std::vector<int32_t>> read_prompts(const GenerateFlags& f) {
-  if (f.tokens.empty() == f.tokens_file.empty())
-    bad_flag("--tokens", "or --tokens-file: give exactly one of them");
-  std::vector<std::vector<int32_t>> prompts;
-  for (const auto& t : f.tokens) prompts.push_back(parse_ids(t, "--tokens"));
-  if (!f.tokens_file.empty()) {
-    std::ifstream in(f.tokens_file);
-    if (!in) bad_flag("--tokens-file", "cannot read '" + f.tokens_file + "'");
-    std::string line;
-    while (std::getline(in, line))
-      if (line.find_first_not_of(" \t\r") != std::string::npos)
-        prompts.push_back(parse_ids(line, "--tokens-file"));
-    if (prompts.empty()) bad_flag("--tokens-file", "holds no prompt (one per line)");
+/// Checks that the prompt flags make sense together; true for text prompts.
+bool wants_text(const GenerateFlags& f) {
+  const bool text = has_text_prompts(f), tokens = has_token_prompts(f);
+  if (text && tokens)
+    bad_flag(text_prompt_flag(f), std::string("cannot be combined with ") +
+                                      (f.tokens.empty() ? "--tokens-file" : "--tokens") +
+                                      ": give text prompts or token ids, not both");
+  if (!text && !tokens)
+    bad_flag("--prompt", "is missing: give the prompts as text (--prompt, --prompt-file, "
+                         "--prompts-jsonl) or as token ids (--tokens, --tokens-file)");
+  const std::pair<bool, const char*> text_only[] = {
+      {f.chat, "--chat"}, {!f.system.empty(), "--system"}, {f.no_think, "--no-think"},
+      {f.enable_thinking, "--enable-thinking"}, {!f.stop_strings.empty(), "--stop"}};
+  for (const auto& [given, flag] : text_only)
+    if (given && !text) bad_flag(flag, "needs text prompts (--prompt, --prompt-file, --prompts-jsonl)");
+  for (const auto& [given, flag] : {text_only[1], text_only[2], text_only[3]})
+    if (given && !f.chat) bad_flag(flag, "needs --chat");
+  if (f.no_think && f.enable_thinking) bad_flag("--no-think", "contradicts --enable-thinking");
+  return text;
+}
+
+// The model folder: --model, or the folder of --random-weights' config.json.
+std::string model_folder(const GenerateFlags& f) {
+  if (!f.model_dir.empty()) return f.model_dir;
+  if (std::filesystem::is_directory(f.random_weights)) return f.random_weights;
+  const std::string parent = std::filesystem::path(f.random_weights).parent_path().string();
+  return parent.empty() ? "." : parent;
+}
+
+std::string model_flag(const GenerateFlags& f) { return f.model_dir.empty() ? "--random-weights" : "--model"; }
+
+Tokenizer load_tokenizer(const GenerateFlags& f) {
+  try {
+    return Tokenizer::load(model_folder(f));
+  } catch (const ArgumentError& e) {
+    bad_flag(model_flag(f), reason_of(e) + "; text prompts (" + text_prompt_flag(f) +
+                                ") need the tokenizer files in the model folder");
   }
-  return prompts;
+}
+
+/// The tokenizer must index the model's embedding and agree on the mask token. Sets the options'
+/// sampling limit to the tokenizer's size: the embedding rows past it are not tokens.
+void fit_tokenizer(const Tokenizer& tokenizer, const ModelConfig& config, const GenerateFlags& f,
+                   DecodeOptions& options) {
+  if (tokenizer.vocab_size() > config.vocab_size)
+    bad_flag(model_flag(f), "has a tokenizer of " + std::to_string(tokenizer.vocab_size()) +
+                                " tokens, more than config.json's vocab_size " +
+                                std::to_string(config.vocab_size));
+  const std::optional<TokenId> mask = tokenizer.mask_token_id();
+  if (f.mask_id < 0 && mask && config.mask_token_id >= 0 && *mask != config.mask_token_id)
+    bad_flag(model_flag(f), "has a tokenizer whose mask token is id " + std::to_string(*mask) +
+                                " but config.json's mask_token_id is " +
+                                std::to_string(config.mask_token_id) + " (--mask-id chooses)");
+  if (f.mask_id < 0 && mask && config.mask_token_id < 0) options.mask_token_id = *mask;
+  options.sampling.vocab_limit = tokenizer.vocab_size();
 }
 
 DecodeOptions decode_options(const GenerateFlags& f) {
@@ -134,20 +150,30 @@ void print_progress(const DecodeProgress& p) {
   if (p.blocks_done == p.blocks_total) std::fprintf(stderr, "\n");
 }
 
+// `answers`: the text of each sequence and of each of its blocks (text prompts), or nullptr.
 nlohmann::json result_json(const GenerateFlags& f, const Weights& w, const DecodeOptions& o,
-                           const std::vector<std::vector<int32_t>>& prompts, const DecodeResult& r) {
+                           const std::vector<std::vector<int32_t>>& prompts, const DecodeResult& r,
+                           const std::vector<AnswerPrinter::Answer>* answers) {
   nlohmann::json seqs = nlohmann::json::array();
   int64_t tokens = 0;
   for (size_t s = 0; s < r.sequences.size(); ++s) {
     const SequenceResult& q = r.sequences[s];
     nlohmann::json blocks = nlohmann::json::array();
-    for (const BlockRecord& b : q.blocks)
+    for (size_t i = 0; i < q.blocks.size(); ++i) {
+      const BlockRecord& b = q.blocks[i];
       blocks.push_back({{"block", b.block}, {"steps", b.steps}, {"committed", b.committed},
                         {"active_tokens", b.active_tokens}, {"density", b.density},
                         {"seconds", b.seconds}});
+      if (answers) blocks.back()["text"] = (*answers)[s].block_texts.at(i);
+    }
     tokens += static_cast<int64_t>(q.generated.size());
     seqs.push_back({{"prompt_tokens", prompts[s].size()}, {"generated", q.generated},
                     {"stopped", q.stopped}, {"blocks", blocks}});
+    if (answers) {  // text prompts: their ids (to rerun with --tokens) and the answer's text
+      seqs.back()["prompt_ids"] = prompts[s];
+      seqs.back()["text"] = (*answers)[s].text;
+      seqs.back()["stop_string"] = (*answers)[s].stop_string;
+    }
   }
   return {{"model", w.source},
           {"device", f.device},
@@ -158,7 +184,7 @@ nlohmann::json result_json(const GenerateFlags& f, const Weights& w, const Decod
             {"top_p", f.top_p}, {"seed", f.seed}, {"max_new_tokens", f.max_new_tokens},
             {"budget", f.budget}, {"tau", f.tau}, {"k_active", f.k_active}, {"skip", f.skip},
             {"select", f.select}, {"attend", f.attend}, {"page_size", f.page_size},
-            {"kv_dtype", f.kv_dtype}, {"stop_ids", o.stop_ids}}},
+            {"kv_dtype", f.kv_dtype}, {"stop_ids", o.stop_ids}, {"stop_strings", f.stop_strings}}},
           {"seconds", r.seconds},
           {"tokens_per_second", r.seconds > 0 ? tokens / r.seconds : 0.0},
           {"sequences", seqs}};
@@ -176,8 +202,19 @@ int generate(const GenerateFlags& f) {
     bad_flag("--device", "cuda: this build has no CUDA backend (build with a CUDA toolkit, -DLOSA_CUDA=ON); "
                          "use --device cpu");
 #endif
-  const auto prompts = read_prompts(f);
-  const DecodeOptions options = decode_options(f);
+  const bool text = wants_text(f);
+  std::optional<Tokenizer> tokenizer;
+  std::optional<AnswerPrinter> printer;
+  std::vector<std::vector<int32_t>> prompts;
+  if (text) {
+    const std::vector<TextPrompt> texts = read_text_prompts(f);
+    tokenizer = load_tokenizer(f);
+    prompts = encode_text_prompts(texts, f, *tokenizer);
+    printer.emplace(*tokenizer, f.stop_strings, static_cast<int>(prompts.size()), stdout);
+  } else {
+    prompts = read_token_prompts(f);
+  }
+  DecodeOptions options = decode_options(f);
   std::ofstream json_out;
   if (!f.json_path.empty()) {  // an unwritable path fails now, not after the run
     json_out.open(f.json_path);
@@ -186,6 +223,7 @@ int generate(const GenerateFlags& f) {
   const Weights weights = f.model_dir.empty()
                               ? make_random_weights(load_model_config(f.random_weights), f.weights_seed, f.threads)
                               : load_checkpoint(f.model_dir);
+  if (tokenizer) fit_tokenizer(*tokenizer, weights.config, f, options);
   resolve_options(options, weights.config);  // flag errors before any allocation
 #ifdef LOSA_WITH_CUDA
   std::unique_ptr<ModelBackend> backend =
@@ -193,16 +231,26 @@ int generate(const GenerateFlags& f) {
 #else
   std::unique_ptr<ModelBackend> backend = make_cpu_backend(weights, f.threads);
 #endif
-  const bool show = f.progress || ::isatty(2);
-  const DecodeResult r = decode(*backend, prompts, options,
-                                show ? std::function<void(const DecodeProgress&)>(print_progress) : nullptr);
-  for (const SequenceResult& s : r.sequences) {
-    std::string line;
-    for (size_t i = 0; i < s.generated.size(); ++i) line += (i ? " " : "") + std::to_string(s.generated[i]);
-    std::printf("%s\n", line.c_str());
+  // A progress line would tear an answer streaming to the same terminal: ask with --progress.
+  const bool streaming_to_terminal = text && prompts.size() == 1 && ::isatty(1);
+  const bool show = f.progress || (::isatty(2) && !streaming_to_terminal);
+  const std::function<void(const DecodeProgress&)> progress =
+      show ? std::function<void(const DecodeProgress&)>(print_progress) : nullptr;
+  const DecodeResult r =
+      decode(*backend, prompts, options, progress,
+             printer ? BlockObserver([&](const FinalBlock& b) { return printer->on_block(b); }) : nullptr);
+  if (!text) {
+    for (const SequenceResult& s : r.sequences) {
+      std::string line;
+      for (size_t i = 0; i < s.generated.size(); ++i) line += (i ? " " : "") + std::to_string(s.generated[i]);
+      std::printf("%s\n", line.c_str());
+    }
   }
   if (json_out.is_open()) {
-    json_out << result_json(f, weights, resolve_options(options, weights.config), prompts, r).dump(2) << "\n";
+    json_out << result_json(f, weights, resolve_options(options, weights.config), prompts, r,
+                            printer ? &printer->answers() : nullptr)
+                    .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
+             << "\n";
     if (!json_out) bad_flag("--json", "cannot write '" + f.json_path + "'");
   }
   return 0;
@@ -213,16 +261,29 @@ int generate(const GenerateFlags& f) {
 CLI::App* add_generate_command(CLI::App& app, GenerateFlags& f) {
   CLI::App* c = app.add_subcommand(
       "generate",
-      "Decode token-id prompts with a block-diffusion LM (SDAR/TraDo): prefill, blocks of mask "
-      "tokens, denoising steps, commit; any attention mode. stdout: the generated ids of each "
-      "prompt on one line (up to and including the first eos).");
-  c->add_option("--model", f.model_dir, "Hugging Face model folder (config.json, safetensors)");
-  c->add_option("--random-weights", f.random_weights, "config.json (or its folder): random bf16 weights of that shape");
+      "Decode prompts with a block-diffusion LM (SDAR/TraDo): prefill, blocks of mask tokens, "
+      "denoising steps, commit; any attention mode. Token prompts (--tokens): stdout is the "
+      "generated ids of each prompt on one line (up to and including the first eos). Text "
+      "prompts (--prompt, encoded with the model folder's tokenizer): stdout is the answer, "
+      "streamed as blocks commit, then a newline; with several prompts each answer is printed "
+      "whole after a line '=== answer I/N ==='.");
+  c->add_option("--model", f.model_dir, "Hugging Face model folder (config.json, safetensors; the tokenizer files for text prompts)");
+  c->add_option("--random-weights", f.random_weights, "config.json (or its folder): random bf16 weights of that shape (a tokenizer beside it serves text prompts)");
   c->add_option("--weights-seed", f.weights_seed, "seed of --random-weights")->capture_default_str();
   // One value per --tokens (quote it): repeated flags add prompts.
   c->add_option("--tokens", f.tokens, "a prompt's token ids (space or comma separated); repeat for more prompts")
       ->allow_extra_args(false);
   c->add_option("--tokens-file", f.tokens_file, "prompts, one per line");
+  c->add_option("--prompt", f.prompts, "a prompt as text; repeat for more prompts")->allow_extra_args(false);
+  c->add_option("--prompt-file", f.prompt_files, "a file holding one prompt, read whole ('-': standard input); repeat for more prompts")
+      ->allow_extra_args(false);
+  c->add_option("--prompts-jsonl", f.prompts_jsonl, "prompts, one a line: a JSON string or {\"prompt\": ...}");
+  c->add_flag("--chat", f.chat, "render each prompt as a user turn of the model's Qwen3 chat format, with the generation prompt");
+  c->add_option("--system", f.system, "with --chat: a system turn before the prompt");
+  c->add_flag("--no-think", f.no_think, "with --chat: answer without thinking (an empty <think></think> block)");
+  c->add_flag("--enable-thinking", f.enable_thinking, "with --chat: let the model think first (the template's default)");
+  c->add_option("--stop", f.stop_strings, "with text prompts: a stop string; the answer ends before it (repeat for more)")
+      ->allow_extra_args(false);
   c->add_option("--mode", f.mode, "attention mode: dense, quest, losa, sparsed")->capture_default_str();
   c->add_option("--budget", f.budget, "QUEST/LoSA token budget per row (>= page size)")->capture_default_str();
   c->add_option("--tau", f.tau, "LoSA change share (the tau rule)")->capture_default_str();

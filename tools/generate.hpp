@@ -1,7 +1,9 @@
 #pragma once
-// `losa generate`: block-diffusion decoding of token-id prompts with a model folder or random
-// weights, in any attention mode. The CLI only parses flags, reports and prints; the work is
-// losa::runtime's (decoder.hpp, backend.hpp).
+// `losa generate`: block-diffusion decoding of prompts, token ids or text, with a model folder or
+// random weights, in any attention mode. Token prompts print ids; text prompts (encoded with the
+// model folder's tokenizer, optionally as a chat turn) print the answer's text, streamed as blocks
+// commit. The CLI only parses flags, reports and prints; the work is losa::runtime's
+// (decoder.hpp, backend.hpp, tokenizer.hpp, chat.hpp, text_stream.hpp).
 #include <CLI/CLI.hpp>
 #include <string>
 #include <vector>
@@ -11,6 +13,10 @@ namespace losa::tools {
 struct GenerateFlags {
   std::string model_dir, random_weights, device = "cpu", json_path, tokens_file;
   std::vector<std::string> tokens;
+  // Text prompts.
+  std::vector<std::string> prompts, prompt_files, stop_strings;
+  std::string prompts_jsonl, system;
+  bool chat = false, no_think = false, enable_thinking = false;
   uint64_t weights_seed = 0, seed = 0;
   std::string mode = "dense", attend = "own", kv_dtype = "bf16", strategy = "low_confidence_dynamic";
   int budget = 256, k_active = -1, page_size = 16, block_size = 0, steps = 4, top_k = 0;

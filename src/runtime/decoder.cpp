@@ -49,6 +49,9 @@ DecodeOptions resolve_options(const DecodeOptions& options, const ModelConfig& c
   LOSA_CHECK_ARG(o.max_new_tokens >= 1 && o.max_new_tokens <= (int64_t{1} << 31), "max_new_tokens",
                  "must be in [1, 2^31], got ", o.max_new_tokens);
   validate(o.sampling);
+  LOSA_CHECK_ARG(o.sampling.vocab_limit <= config.vocab_size, "vocab_limit",
+                 "must be <= the model's vocab_size=", config.vocab_size, ", got ",
+                 o.sampling.vocab_limit);
   if (o.mask_token_id < 0) o.mask_token_id = config.mask_token_id;
   LOSA_CHECK_ARG(o.mask_token_id >= 0, "mask_token_id",
                  "is not set and the model folder's config.json has no mask_token_id");
@@ -70,7 +73,8 @@ DecodeOptions resolve_options(const DecodeOptions& options, const ModelConfig& c
 
 DecodeResult decode(ModelBackend& backend, const std::vector<std::vector<int32_t>>& prompts,
                     const DecodeOptions& options,
-                    const std::function<void(const DecodeProgress&)>& progress) {
+                    const std::function<void(const DecodeProgress&)>& progress,
+                    const BlockObserver& on_block) {
   const ModelConfig& config = backend.config();
   const DecodeOptions o = resolve_options(options, config);
   const int B = o.block_size, S = static_cast<int>(prompts.size());
@@ -157,23 +161,30 @@ DecodeResult decode(ModelBackend& backend, const std::vector<std::vector<int32_t
         ++st.steps;
       }
     }
-    // The block is final: record it, decide who stops, commit the others' K/V.
+    // The block is final: record it (cut after a stop id and at max_new_tokens), report it,
+    // decide who stops, commit the others' K/V.
     std::vector<uint8_t> commit_part(S, 0);
     bool any_commit = false;
     for (int s = 0; s < S; ++s) {
       if (!active[s]) continue;
       SequenceResult& out = result.sequences[s];
       const int first = r == 0 ? static_cast<int>(seq[s].tail.size()) : 0;
-      bool stop = false;
-      for (int i = first; i < B; ++i) {
+      const int64_t room = o.max_new_tokens - static_cast<int64_t>(out.generated.size());
+      FinalBlock final_block;
+      final_block.sequence = s;
+      final_block.block = r;
+      for (int i = first; i < B && i - first < room && !final_block.ends_with_stop_id; ++i) {
         const int32_t t = block[static_cast<size_t>(s) * B + i];
-        out.generated.push_back(t);
-        stop = stop || contains(o.stop_ids, t);
+        final_block.tokens.push_back(t);
+        final_block.ends_with_stop_id = contains(o.stop_ids, t);
       }
-      tokens_total += B - first;
-      seq[s].stopped = stop;
-      out.stopped = stop;
-      commit_part[s] = !stop && r + 1 < seq[s].blocks_needed;
+      out.generated.insert(out.generated.end(), final_block.tokens.begin(), final_block.tokens.end());
+      tokens_total += static_cast<int64_t>(final_block.tokens.size());
+      out.stopped = final_block.ends_with_stop_id;
+      final_block.last = out.stopped || r + 1 == seq[s].blocks_needed;
+      out.halted = on_block && !on_block(final_block);
+      seq[s].stopped = out.stopped || out.halted;
+      commit_part[s] = !final_block.last && !out.halted;
       any_commit = any_commit || commit_part[s];
     }
     if (any_commit) {
@@ -194,14 +205,6 @@ DecodeResult decode(ModelBackend& backend, const std::vector<std::vector<int32_t
     if (progress)
       progress({r + 1, rounds, tokens_total, std::chrono::duration<double>(clock::now() - t0).count(),
                 density_count ? density_total / density_count : 0.0});
-  }
-  // Up to max_new_tokens, and up to and including the first stop id.
-  for (auto& out : result.sequences) {
-    auto& g = out.generated;
-    if (static_cast<int64_t>(g.size()) > o.max_new_tokens) g.resize(o.max_new_tokens);
-    auto stop = std::find_if(g.begin(), g.end(), [&](int32_t t) { return contains(o.stop_ids, t); });
-    out.stopped = stop != g.end();
-    if (out.stopped) g.erase(stop + 1, g.end());
   }
   result.seconds = std::chrono::duration<double>(clock::now() - t0).count();
   return result;

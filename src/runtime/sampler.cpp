@@ -26,6 +26,7 @@ void validate(const SamplerParams& p) {
                  "must be >= 0 (0 = greedy), got ", p.temperature);
   LOSA_CHECK_ARG(p.top_k >= 0, "top_k", "must be >= 0 (0 = off), got ", p.top_k);
   LOSA_CHECK_ARG(p.top_p > 0.0 && p.top_p <= 1.0, "top_p", "must be in (0, 1], got ", p.top_p);
+  LOSA_CHECK_ARG(p.vocab_limit >= 0, "vocab_limit", "must be >= 0 (0 = off), got ", p.vocab_limit);
 }
 
 Sampler::Sampler(const SamplerParams& params) : params_(params) { validate(params_); }
@@ -39,8 +40,9 @@ double key_uniform(const SampleKey& k) {
   return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 
-TokenProposal Sampler::sample(const float* logits, int64_t vocab, const SampleKey& key) const {
-  LOSA_CHECK_ARG(logits != nullptr && vocab > 0, "logits", "must be a non-empty row");
+TokenProposal Sampler::sample(const float* logits, int64_t row_size, const SampleKey& key) const {
+  LOSA_CHECK_ARG(logits != nullptr && row_size > 0, "logits", "must be a non-empty row");
+  const int64_t vocab = params_.vocab_limit > 0 ? std::min(row_size, params_.vocab_limit) : row_size;
   const double inv_t = greedy() ? 1.0 : 1.0 / params_.temperature;
   std::vector<double> z(static_cast<size_t>(vocab));
   int64_t argmax = 0;

@@ -170,6 +170,86 @@ TEST(RuntimeDecode, SparseModesDecodeWithTheirInvariants) {
   }
 }
 
+// A backend that counts commit forwards, to see when the decoder reports a block.
+class CommitCounter : public ModelBackend {
+ public:
+  explicit CommitCounter(std::unique_ptr<ModelBackend> inner) : inner_(std::move(inner)) {}
+  int commits = 0;
+  const ModelConfig& config() const override { return inner_->config(); }
+  void start(const std::vector<std::vector<int32_t>>& p, const std::vector<int64_t>& c,
+             const ForwardOptions& o) override { inner_->start(p, c, o); }
+  int num_sequences() const override { return inner_->num_sequences(); }
+  int64_t kv_length(int s) const override { return inner_->kv_length(s); }
+  void begin_block() override { inner_->begin_block(); }
+  void set_attention_mode(const ModeConfig& m) override { inner_->set_attention_mode(m); }
+  ForwardReport denoise(const int32_t* b, const uint8_t* t, const Sampler& s, const SampleKey* k,
+                        TokenProposal* p) override { return inner_->denoise(b, t, s, k, p); }
+  ForwardReport commit(const int32_t* b, const uint8_t* t) override {
+    ++commits;
+    return inner_->commit(b, t);
+  }
+  const float* last_logits() const override { return inner_->last_logits(); }
+  const ForwardDecisions& last_decisions() const override { return inner_->last_decisions(); }
+  void replay_next(ForwardDecisions d) override { inner_->replay_next(std::move(d)); }
+
+ private:
+  std::unique_ptr<ModelBackend> inner_;
+};
+
+// Each sequence's blocks reach the observer in order, as soon as they are final (before the
+// round's commit, so before any later block is computed), and joined they are its `generated`.
+TEST(RuntimeDecode, BlockObserverSeesEachBlockWhenItIsFinal) {
+  for (int idx : {0, 8}) {  // three prompts each, B = 4 and B = 16
+    const auto& c = test::tiny_reference()["generate"][idx];
+    const auto prompts = c["prompts"].get<std::vector<std::vector<int32_t>>>();
+    CommitCounter backend(make_cpu_backend(tiny(), 1));
+    std::vector<std::vector<int32_t>> joined(prompts.size());
+    std::vector<int> last_seen(prompts.size(), -1), last_flags(prompts.size(), 0);
+    const DecodeResult r = decode(backend, prompts, reference_options(c), {}, [&](const FinalBlock& b) {
+      EXPECT_EQ(b.block, last_seen[b.sequence] + 1);
+      EXPECT_EQ(backend.commits, b.block) << "block " << b.block << " reported after its commit";
+      EXPECT_FALSE(b.tokens.empty());
+      EXPECT_EQ(last_flags[b.sequence], 0) << "a block after the last one";
+      last_seen[b.sequence] = static_cast<int>(b.block);
+      last_flags[b.sequence] += b.last;
+      joined[b.sequence].insert(joined[b.sequence].end(), b.tokens.begin(), b.tokens.end());
+      return true;
+    });
+    for (size_t s = 0; s < prompts.size(); ++s) {
+      EXPECT_EQ(joined[s], r.sequences[s].generated) << "sequence " << s;
+      EXPECT_EQ(last_flags[s], 1) << "sequence " << s;
+      EXPECT_EQ(last_seen[s] + 1, static_cast<int>(r.sequences[s].blocks.size()));
+      EXPECT_FALSE(r.sequences[s].halted);
+    }
+    EXPECT_EQ(generated(r), c["generated"].get<std::vector<std::vector<int32_t>>>());
+  }
+}
+
+// An observer that returns false ends its sequence after that block (a stop string, in the CLI);
+// the others decode on as if it were not there.
+TEST(RuntimeDecode, BlockObserverCanEndASequence) {
+  const auto& c = test::tiny_reference()["generate"][0];
+  const auto prompts = c["prompts"].get<std::vector<std::vector<int32_t>>>();
+  const auto full = c["generated"].get<std::vector<std::vector<int32_t>>>();
+  auto backend = make_cpu_backend(tiny(), 1);
+  int reports_after_halt = 0;
+  const DecodeResult r = decode(*backend, prompts, reference_options(c), {}, [&](const FinalBlock& b) {
+    reports_after_halt += b.sequence == 1 && b.block > 1;
+    return !(b.sequence == 1 && b.block == 1);
+  });
+  EXPECT_EQ(reports_after_halt, 0);
+  EXPECT_TRUE(r.sequences[1].halted);
+  EXPECT_FALSE(r.sequences[1].stopped);
+  ASSERT_EQ(r.sequences[1].blocks.size(), 2u);
+  const size_t kept = r.sequences[1].generated.size();
+  EXPECT_LT(kept, full[1].size());
+  EXPECT_EQ(r.sequences[1].generated, std::vector<int32_t>(full[1].begin(), full[1].begin() + kept));
+  for (size_t s : {size_t{0}, size_t{2}}) {
+    EXPECT_EQ(r.sequences[s].generated, full[s]) << "sequence " << s;
+    EXPECT_FALSE(r.sequences[s].halted);
+  }
+}
+
 TEST(RuntimeDecode, BadOptionsNameTheField) {
   auto backend = make_cpu_backend(tiny(), 1);
   auto expect_error = [&](DecodeOptions o, const std::string& field,
@@ -201,6 +281,9 @@ TEST(RuntimeDecode, BadOptionsNameTheField) {
   o = {};
   o.stop_ids = {-1};
   expect_error(o, "stop_ids");
+  o = {};
+  o.sampling.vocab_limit = tiny().config.vocab_size + 1;
+  expect_error(o, "vocab_limit");
 }
 
 }  // namespace

@@ -76,12 +76,33 @@ TEST(RuntimeSampler, KeysAreCounterBased) {
     EXPECT_NE(key_uniform(a), key_uniform(b));
 }
 
+// Ids past vocab_limit (a model's padded embedding rows) are never chosen, greedy or sampled, even
+// where their logits are the largest; the confidence is the softmax over the ids below the limit.
+TEST(RuntimeSampler, VocabLimitLeavesPaddedRowsOut) {
+  const std::vector<float> logits = {1.0f, 2.0f, 0.5f, 9.0f, 8.0f};  // ids 3, 4: padding
+  const std::vector<float> tokens(logits.begin(), logits.begin() + 3);
+  SamplerParams greedy;
+  EXPECT_EQ(Sampler(greedy).sample(logits.data(), 5, {}).token, 3);  // without the limit
+  greedy.vocab_limit = 3;
+  const TokenProposal g = Sampler(greedy).sample(logits.data(), 5, {});
+  EXPECT_EQ(g.token, 1);
+  EXPECT_NEAR(g.confidence, softmax(tokens, 1.0)[1], 1e-7);
+  SamplerParams hot{2.0, 0, 0.95, 3};
+  for (int i = 0; i < 500; ++i) {
+    const TokenProposal d = Sampler(hot).sample(logits.data(), 5, {4, 0, 0, i, 0});
+    ASSERT_LT(d.token, 3) << "draw " << i;
+  }
+  greedy.vocab_limit = 9;  // a limit past the row: the whole row
+  EXPECT_EQ(Sampler(greedy).sample(logits.data(), 5, {}).token, 3);
+}
+
 TEST(RuntimeSampler, BadInputIsAnError) {
   const std::vector<float> nan = {0.0f, std::nanf("")};
   EXPECT_THROW(Sampler({}).sample(nan.data(), 2, {}), ArgumentError);
   EXPECT_THROW(Sampler({-1.0, 0, 1.0}), ArgumentError);
   EXPECT_THROW(Sampler({1.0, -1, 1.0}), ArgumentError);
   EXPECT_THROW(Sampler({1.0, 0, 1.5}), ArgumentError);
+  EXPECT_THROW(Sampler({1.0, 0, 1.0, -1}), ArgumentError);
 }
 
 TEST(RuntimeStrategies, TransferSchedule) {

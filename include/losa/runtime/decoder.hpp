@@ -7,6 +7,8 @@
 // A batch of prompts decodes together, one sequence each, block by block in lockstep: a sequence
 // that finished its block's denoising early waits (takes no part) until the batch commits, so
 // its results do not depend on the other prompts; a sequence that stopped keeps its slot.
+// Each sequence's block is reported to a BlockObserver the moment it is final (before its
+// commit forward), so that a caller can stream the answer and end a sequence early.
 #include <cstdint>
 #include <functional>
 #include <vector>
@@ -49,8 +51,27 @@ struct BlockRecord {
 struct SequenceResult {
   std::vector<int32_t> generated;  ///< up to max_new_tokens, up to and including the first stop id
   bool stopped = false;            ///< an eos or stop id ended it
+  bool halted = false;             ///< the BlockObserver ended it (a stop string, say)
   std::vector<BlockRecord> blocks;
 };
+
+/// One sequence's block, final: what decode() hands its BlockObserver.
+struct FinalBlock {
+  int sequence = 0;   ///< the prompt's index
+  int64_t block = 0;  ///< 0 = the first decoded block
+  /// The block's generated tokens (the prompt's tail left out), cut as SequenceResult::generated
+  /// is: after the first stop id and at max_new_tokens. A sequence's blocks, joined, are its
+  /// `generated`. Never empty.
+  std::vector<int32_t> tokens;
+  bool ends_with_stop_id = false;  ///< `tokens` ends with an eos or stop id
+  bool last = false;  ///< the sequence ends here (a stop id, or max_new_tokens reached)
+};
+
+/// Called for each sequence's block as soon as it is final, sequences in order within a block
+/// round, before the round's commit forward. Returning false ends that sequence after this block:
+/// it takes no part in later rounds (its slot stays) and its result says `halted`. An exception
+/// propagates out of decode().
+using BlockObserver = std::function<bool(const FinalBlock&)>;
 
 struct DecodeProgress {
   int64_t blocks_done = 0, blocks_total = 0;  ///< rounds of the batch
@@ -69,9 +90,11 @@ struct DecodeResult {
 /// (ArgumentError naming the field: block_size, steps, threshold, max_new_tokens, ...).
 DecodeOptions resolve_options(const DecodeOptions& options, const ModelConfig& config);
 
-/// Decodes every prompt (token ids in [0, vocab)) as one batch on `backend`.
+/// Decodes every prompt (token ids in [0, vocab)) as one batch on `backend`. `progress` is
+/// called after each block round; `on_block` for each sequence's block as it becomes final.
 DecodeResult decode(ModelBackend& backend, const std::vector<std::vector<int32_t>>& prompts,
                     const DecodeOptions& options,
-                    const std::function<void(const DecodeProgress&)>& progress = {});
+                    const std::function<void(const DecodeProgress&)>& progress = {},
+                    const BlockObserver& on_block = {});
 
 }  // namespace losa::runtime

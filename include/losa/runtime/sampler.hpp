@@ -11,6 +11,11 @@ struct SamplerParams {
   double temperature = 0.0;  ///< 0: greedy
   int top_k = 0;             ///< 0: off; else keep logits >= the k-th largest (SDAR's rule)
   double top_p = 1.0;        ///< 1: off; else the smallest prefix of sorted tokens reaching p
+  /// 0: every logit row entry is a candidate. Else only ids below it are: the tokenizer's size,
+  /// because a model's embedding rows past its tokenizer (SDAR: ids 151670..151935, padding to
+  /// a multiple of 128) are not tokens and must never be chosen. The distribution (and so the
+  /// confidence the strategies rank by) is then the softmax over these ids alone.
+  int64_t vocab_limit = 0;
 };
 
 /// Throws ArgumentError naming the bad field.
@@ -38,7 +43,8 @@ class Sampler {
   const SamplerParams& params() const { return params_; }
   bool greedy() const { return params_.temperature == 0.0; }
 
-  /// logits: [vocab] fp32. The distribution is softmax(logits / T) restricted by top-k then
+  /// logits: [vocab] fp32; only the first min(vocab, params.vocab_limit) entries count when the
+  /// limit is set. The distribution is softmax(logits / T) restricted by top-k then
   /// top-p (SDAR's order and rules) and renormalised; the token is drawn by inverse CDF (in
   /// token-id order) with a uniform from `key`, and confidence is its probability there.
   /// Greedy: argmax (ties to the lowest id); confidence is its probability under the same

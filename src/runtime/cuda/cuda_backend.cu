@@ -86,7 +86,9 @@ class CudaBackend final : public ModelBackend {
   int64_t rows() const { return static_cast<int64_t>(num_seqs_) * opt_.block_size; }
   /// The step kind a sequence's next forward is: it selects the launches (and the graph).
   int step_kind(int step) const;
-  ForwardReport run_block(const int32_t* block_tokens, const uint8_t* take_part, bool commit, bool want_logits);
+  /// candidates: ids the device greedy pick considers (the sampler's vocab limit, or all).
+  ForwardReport run_block(const int32_t* block_tokens, const uint8_t* take_part, bool commit, bool want_logits,
+                          int64_t candidates = 0);
   /// Enqueues one forward of every sequence's block (the masked ones sit out) at step `step`.
   void enqueue_block(int step, bool commit, bool want_logits);
   /// One layer's attention input: norm, fused QKV GEMM, q/k-norm + RoPE at positions from kv_len.
@@ -115,10 +117,11 @@ class CudaBackend final : public ModelBackend {
   DeviceBuffer workspace_, states_storage_;
   std::vector<lc::LayerState> states_;
   // Activations, sized for max(S * B, prefill chunk) rows; logits for S * B rows.
-  DeviceBuffer x_, h_, qkv_, o_, gate_up_, act_, logits_, tokens_, mask_, stats_, picked_, confidence_;
+  DeviceBuffer x_, h_, qkv_, o_, gate_up_, act_, logits_, tokens_, mask_, stats_, picked_, confidence_, candidates_;
   PinnedArray<int32_t> host_tokens_, host_picked_, host_stats_;
   PinnedArray<float> host_confidence_;
   PinnedArray<uint8_t> host_mask_;
+  PinnedArray<int64_t> host_candidates_;
   std::vector<int> seq_step_;  // forwards each sequence took in the current block
   std::map<std::pair<int, bool>, cudaGraphExec_t> graphs_;
   mutable std::vector<float> logits_host_;
@@ -222,6 +225,8 @@ void CudaBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
   stats_ = DeviceBuffer(L * stats_per_layer * 4);
   picked_ = DeviceBuffer(int64_t{S} * B * 4);
   confidence_ = DeviceBuffer(int64_t{S} * B * 4);
+  candidates_ = DeviceBuffer(8);
+  host_candidates_ = PinnedArray<int64_t>(1);
   host_tokens_ = PinnedArray<int32_t>(max_rows);
   host_picked_ = PinnedArray<int32_t>(int64_t{S} * B);
   host_confidence_ = PinnedArray<float>(int64_t{S} * B);
@@ -385,8 +390,8 @@ void CudaBackend::enqueue_block(int step, bool commit, bool want_logits) {
                           static_cast<float>(cfg_.rms_norm_eps), h_.as<cuda::bf16>(), stream_);
     gemm_->to_f32(h_.as<cuda::bf16>(), static_cast<const cuda::bf16*>(weights_.lm_head()), R, cfg_.vocab_size, H,
                   logits_.as<float>(), false);
-    cuda::launch_greedy(logits_.as<float>(), R, cfg_.vocab_size, mask, B, picked_.as<int32_t>(),
-                        confidence_.as<float>(), stream_);
+    cuda::launch_greedy(logits_.as<float>(), R, cfg_.vocab_size, candidates_.as<int64_t>(), mask, B,
+                        picked_.as<int32_t>(), confidence_.as<float>(), stream_);
   }
 }
 
@@ -397,7 +402,7 @@ void CudaBackend::record_layer_decisions(int layer, const std::vector<int>&) {
 }
 
 ForwardReport CudaBackend::run_block(const int32_t* block_tokens, const uint8_t* take_part, bool commit,
-                                     bool want_logits) {
+                                     bool want_logits, int64_t candidates) {
   LOSA_CHECK_ARG(block_tokens != nullptr, "block_tokens", "must not be null");
   const int B = opt_.block_size, S = num_seqs_, L = cfg_.num_hidden_layers, Hk = cfg_.num_key_value_heads;
   std::vector<int> seqs;
@@ -417,6 +422,8 @@ ForwardReport CudaBackend::run_block(const int32_t* block_tokens, const uint8_t*
   const int64_t stats_per_layer = int64_t{S} * (1 + Hk);
   std::vector<std::vector<StepStats>> layer_stats(L, std::vector<StepStats>(seqs.size()));
   LOSA_CUDA_CHECK(cudaMemcpyAsync(tokens_.data(), host_tokens_.data(), rows() * 4, cudaMemcpyHostToDevice, stream_));
+  host_candidates_[0] = candidates > 0 ? candidates : cfg_.vocab_size;
+  LOSA_CUDA_CHECK(cudaMemcpyAsync(candidates_.data(), host_candidates_.data(), 8, cudaMemcpyHostToDevice, stream_));
   std::vector<int64_t> prefix_len(S);
   for (int s = 0; s < S; ++s) prefix_len[s] = cache_->kv_len(s);
   for (const auto& [kind, group] : by_kind) {
@@ -504,8 +511,8 @@ ForwardReport CudaBackend::denoise(const int32_t* block_tokens, const uint8_t* t
                                    const SampleKey* keys, TokenProposal* proposals) {
   check_started("denoise");
   LOSA_CHECK_ARG(keys != nullptr && proposals != nullptr, "keys/proposals", "must not be null");
-  ForwardReport report = run_block(block_tokens, take_part, false, true);
   const SamplerParams& sp = sampler.params();
+  ForwardReport report = run_block(block_tokens, take_part, false, true, sp.vocab_limit);
   const bool device_greedy = sampler.greedy() && sp.top_k == 0 && sp.top_p >= 1.0;
   std::vector<int> seqs;
   for (int s = 0; s < num_seqs_; ++s)

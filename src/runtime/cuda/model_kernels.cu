@@ -78,14 +78,15 @@ __global__ void silu_mul_kernel(const bf16* gu, int intermediate, bf16* act) {
   }
 }
 
-__global__ void greedy_kernel(const float* logits, int64_t vocab, const uint8_t* seq_mask, int rows_per_seq,
-                              int32_t* tokens, float* confidence) {
+__global__ void greedy_kernel(const float* logits, int64_t row_size, const int64_t* candidates,
+                              const uint8_t* seq_mask, int rows_per_seq, int32_t* tokens, float* confidence) {
   __shared__ float best_value[32];
   __shared__ int best_index[32];
   __shared__ float shared[32];
   const int64_t r = blockIdx.x;
   if (seq_mask && !seq_mask[r / rows_per_seq]) return;
-  const float* row = logits + r * vocab;
+  const float* row = logits + r * row_size;
+  const int64_t vocab = min(row_size, *candidates);
   float best = -INFINITY;
   int index = 0x7fffffff;
   for (int64_t i = threadIdx.x; i < vocab; i += blockDim.x) {
@@ -158,11 +159,11 @@ void launch_silu_mul(const bf16* gate_up, int64_t rows, int intermediate, bf16* 
   check("silu_mul_kernel");
 }
 
-void launch_greedy(const float* logits, int64_t rows, int64_t vocab, const uint8_t* seq_mask, int rows_per_seq,
-                   int32_t* tokens, float* confidence, cudaStream_t stream) {
+void launch_greedy(const float* logits, int64_t rows, int64_t vocab, const int64_t* candidates,
+                   const uint8_t* seq_mask, int rows_per_seq, int32_t* tokens, float* confidence, cudaStream_t stream) {
   if (rows == 0) return;
-  greedy_kernel<<<static_cast<unsigned>(rows), 1024, 0, stream>>>(logits, vocab, seq_mask, rows_per_seq, tokens,
-                                                                   confidence);
+  greedy_kernel<<<static_cast<unsigned>(rows), 1024, 0, stream>>>(logits, vocab, candidates, seq_mask, rows_per_seq,
+                                                                   tokens, confidence);
   check("greedy_kernel");
 }
 

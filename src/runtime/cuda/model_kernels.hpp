@@ -38,10 +38,11 @@ void launch_qk_norm_rope(const QkNormRope& p, int64_t rows, cudaStream_t stream)
 /// act[r, i] = silu(gu[r, i]) * gu[r, I + i] (fp32 math), gu [rows, 2I] bf16 -> act [rows, I].
 void launch_silu_mul(const bf16* gate_up, int64_t rows, int intermediate, bf16* act, cudaStream_t stream);
 
-/// Greedy pick per row of logits [rows, vocab] fp32: the argmax (ties to the lowest id) and its
-/// softmax probability (temperature 1), as Sampler::sample does for temperature 0. Rows whose
-/// sequence sits out (seq_mask[row / rows_per_seq] == 0) are skipped.
-void launch_greedy(const float* logits, int64_t rows, int64_t vocab, const uint8_t* seq_mask, int rows_per_seq,
-                   int32_t* tokens, float* confidence, cudaStream_t stream);
+/// Greedy pick per row of logits [rows, vocab] fp32 over the first *candidates ids (device: the
+/// sampler's vocab limit, read at run time so graphs stay valid): the argmax (ties to the lowest
+/// id) and its softmax probability (temperature 1), as Sampler::sample does for temperature 0.
+/// Rows whose sequence sits out (seq_mask[row / rows_per_seq] == 0) are skipped.
+void launch_greedy(const float* logits, int64_t rows, int64_t vocab, const int64_t* candidates,
+                   const uint8_t* seq_mask, int rows_per_seq, int32_t* tokens, float* confidence, cudaStream_t stream);
 
 }  // namespace losa::runtime::cuda

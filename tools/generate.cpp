@@ -3,11 +3,11 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
 #include <unistd.h>
 
+#include "cli_errors.hpp"
 #include "losa/errors.hpp"
 #include "losa/runtime/decoder.hpp"
 
@@ -15,37 +15,6 @@ namespace losa::tools {
 namespace {
 
 using namespace losa::runtime;
-
-// Internal argument names (ArgumentError::argument) -> the flag a user typed.
-const std::map<std::string, std::string>& flag_of() {
-  static const std::map<std::string, std::string> m = {
-      {"block_size", "--block-size"}, {"steps", "--steps"}, {"threshold", "--threshold"},
-      {"max_new_tokens", "--max-new-tokens"}, {"temperature", "--temperature"},
-      {"top_k", "--top-k"}, {"top_p", "--top-p"}, {"budget_tokens", "--budget"},
-      {"tau", "--tau"}, {"k_active", "--k-active"}, {"sparsed_skip", "--skip"},
-      {"sparsed_select", "--select"}, {"page_size", "--page-size"},
-      {"prefill_chunk", "--prefill-chunk"}, {"mask_token_id", "--mask-id"},
-      {"stop_ids", "--stop-ids"}, {"prompts", "--tokens"}, {"config", "--random-weights"},
-      {"capacity_tokens", "--max-new-tokens"}, {"num_threads", "--threads"}};
-  return m;
-}
-
-struct FlagError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-[[noreturn]] void bad_flag(const std::string& flag, const std::string& reason) {
-  throw FlagError(flag + " " + reason);
-}
-
-// "losa: f: argument 'x' must be ..." -> "--flag must be ...".
-std::string as_flag_message(const ArgumentError& e) {
-  const std::string what = e.what(), marker = "argument '" + e.argument() + "' ";
-  const size_t at = what.find(marker);
-  const std::string reason = at == std::string::npos ? what : what.substr(at + marker.size());
-  auto it = flag_of().find(e.argument());
-  return (it == flag_of().end() ? e.argument() : it->second) + " " + reason;
-}
 
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& flag) {
   std::vector<int32_t> ids;
@@ -170,10 +139,7 @@ int generate(const GenerateFlags& f) {
   const auto prompts = read_prompts(f);
   const DecodeOptions options = decode_options(f);
   std::ofstream json_out;
-  if (!f.json_path.empty()) {  // an unwritable path fails now, not after the run
-    json_out.open(f.json_path);
-    if (!json_out) bad_flag("--json", "cannot write '" + f.json_path + "'");
-  }
+  if (!f.json_path.empty()) json_out = open_output(f.json_path, "--json");
   const Weights weights = f.model_dir.empty()
                               ? make_random_weights(load_model_config(f.random_weights), f.weights_seed, f.threads)
                               : load_checkpoint(f.model_dir);
@@ -189,7 +155,7 @@ int generate(const GenerateFlags& f) {
   }
   if (json_out.is_open()) {
     json_out << result_json(f, weights, resolve_options(options, weights.config), prompts, r).dump(2) << "\n";
-    if (!json_out) bad_flag("--json", "cannot write '" + f.json_path + "'");
+    close_output(json_out, f.json_path, "--json");
   }
   return 0;
 }
@@ -238,19 +204,6 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& f) {
   return c;
 }
 
-int run_generate(const GenerateFlags& flags) {
-  try {
-    return generate(flags);
-  } catch (const FlagError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  } catch (const ArgumentError& e) {
-    std::fprintf(stderr, "error: %s\n", as_flag_message(e).c_str());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
-}
+int run_generate(const GenerateFlags& flags) { return generate(flags); }
 
 }  // namespace losa::tools

@@ -1,8 +1,7 @@
 // The `losa` command-line program. With no subcommand it runs the demo on its built-in defaults.
 #include <CLI/CLI.hpp>
-#include <cstdio>
-#include <exception>
 
+#include "cli_errors.hpp"
 #include "demo.hpp"
 #include "generate.hpp"
 #include "losa/errors.hpp"
@@ -45,13 +44,13 @@ int main(int argc, char** argv) {
   tools::GenerateFlags generate;
   CLI::App* generate_cmd = tools::add_generate_command(app, generate);
 
-#ifdef LOSA_WITH_BENCH
-  tools::BenchOptions bench;
-  bool quick = false;
   CLI::App* bench_cmd = app.add_subcommand(
       "bench", "Time every attention mode on the GPU (synthetic workload, 32 q heads, 8 KV heads, "
                "head dim 128, bf16, page 16) and write JSON: time, density, bytes, bandwidth, "
                "ratio to dense, stage breakdown, density curve, whole blocks.");
+#ifdef LOSA_WITH_BENCH
+  tools::BenchOptions bench;
+  bool quick = false;
   bench_cmd->add_option("--lengths", bench.prefix_lens, "prefix lengths")->capture_default_str();
   bench_cmd->add_option("--blocks", bench.block_sizes, "block sizes")->capture_default_str();
   bench_cmd->add_option("--budgets", bench.budgets, "QUEST token budgets")->capture_default_str();
@@ -66,6 +65,12 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--json", bench.json_path, "results file")->capture_default_str();
   bench_cmd->add_option("--selection", bench.selection_path, "write the headline LoSA step's pages (JSON)");
   bench_cmd->add_flag("--quick", quick, "one small configuration (8K, B=16, budget 256): a smoke run");
+#else
+  // Registered in every build and taking any flag, so that `losa bench ...` says why it cannot
+  // run here (below) instead of CLI11's "The following argument was not expected: bench".
+  bench_cmd->description(bench_cmd->get_description() +
+                         " Not in this build: it needs the GPU backend (and -DLOSA_BENCH=ON).");
+  bench_cmd->allow_extras();
 #endif
 
   try {
@@ -73,11 +78,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (generate_cmd->parsed()) return tools::run_generate(generate);
-  try {
-    if (tokenize_cmd->parsed()) return tools::run_tokenize(*tokenize_cmd, tokenize);
+  if (generate_cmd->parsed())
+    return tools::run_reporting_errors(*generate_cmd, [&] { return tools::run_generate(generate); });
+  if (tokenize_cmd->parsed())
+    return tools::run_reporting_errors(*tokenize_cmd, [&] { return tools::run_tokenize(*tokenize_cmd, tokenize); });
+  if (bench_cmd->parsed()) {
+    return tools::run_reporting_errors(*bench_cmd, [&]() -> int {
 #ifdef LOSA_WITH_BENCH
-    if (bench_cmd->parsed()) {
       if (quick) {
         bench.prefix_lens = {8192};
         bench.block_sizes = {16};
@@ -88,15 +95,16 @@ int main(int argc, char** argv) {
       std::string command = "losa";
       for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
       return tools::run_bench(bench, command);
-    }
+#elif defined(LOSA_WITH_CUDA)
+      throw tools::FlagError("losa bench was left out of this build (configured with -DLOSA_BENCH=OFF): "
+                             "configure with -DLOSA_BENCH=ON and rebuild");
+#else
+      throw tools::FlagError(tools::gpu_not_built("losa bench"));
 #endif
-    demo.workload.dtype = parse_dtype(dtype, "--dtype");
-    return tools::run_demo(demo);  // the default command
-  } catch (const ArgumentError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    });
   }
+  return tools::run_reporting_errors(*demo_cmd, [&] {  // the default command
+    demo.workload.dtype = parse_dtype(dtype, "--dtype");
+    return tools::run_demo(demo);
+  });
 }

@@ -7,6 +7,7 @@
 #include <iterator>
 #include <sstream>
 
+#include "cli_errors.hpp"
 #include "losa/errors.hpp"
 #include "losa/runtime/tokenizer.hpp"
 
@@ -15,15 +16,7 @@ namespace {
 
 using runtime::TokenId;
 using runtime::Tokenizer;
-constexpr const char* kCommand = "tokenize";  // errors read "losa: tokenize: argument ..."
-
-/// The reason of an ArgumentError thrown by the library, to repeat it under a flag's name.
-std::string reason_of(const ArgumentError& e) {
-  const std::string what = e.what();
-  const std::string marker = "argument '" + e.argument() + "' ";
-  const std::size_t at = what.find(marker);
-  return at == std::string::npos ? what : what.substr(at + marker.size());
-}
+constexpr const char* kCommand = "tokenize";  // the function in an ArgumentError's what()
 
 std::string read_input(const std::string& file) {
   if (file == "-") {

@@ -4,15 +4,21 @@
 # system's when installed, else downloads the Debian packages and unpacks them into .deps/root
 # (ignored by git). The GPU machine has no package access: this folder travels there with
 # `carry: [".deps"]` and CMake finds it through LOSA_DEPS_DIR.
+#   --tests       also GoogleTest (libgtest-dev: headers, static libraries, CMake package), which
+#                 only the tests need (scripts/test.sh)
+#   --for-device  unpack the build dependencies (not GoogleTest) even where the system has
+#                 them, to carry them
 set -euo pipefail
 cd "$(dirname "$0")/.."
 all=(nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev)
+if [ "${1:-}" = "--tests" ]; then all+=(libgtest-dev); fi
 header_of() {
   case "$1" in
     nlohmann-json3-dev) echo nlohmann/json.hpp ;;
     libcli11-dev) echo CLI/CLI.hpp ;;
     libpcre2-dev) echo pcre2.h ;;
     libutf8proc-dev) echo utf8proc.h ;;
+    libgtest-dev) echo gtest/gtest.h ;;
   esac
 }
 need=()

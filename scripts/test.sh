@@ -3,6 +3,7 @@
 # CI sets LOSA_CUDA_ARCHS=90a to build the CUDA code for one architecture only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+scripts/fetch_deps.sh --tests  # GoogleTest too, where the system lacks it
 scripts/configure.sh -DLOSA_TESTS=ON -DLOSA_CUDA_ARCHS="${LOSA_CUDA_ARCHS:-90a;80;86;89}"
 build=${LOSA_BUILD_DIR:-build}
 cmake --build "$build" -j "$(nproc)"

@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bench_rig.hpp"
+#include "cli_errors.hpp"
 #include "gpu_timer.hpp"
 #include "losa/cuda/device.hpp"
 
@@ -121,10 +122,9 @@ ModeConfig losa_k(const BenchOptions& opt, int budget, int k) {
 }  // namespace
 
 int run_bench(const BenchOptions& opt, const std::string& command_line) {
-  if (cuda::device_count() == 0) {
-    std::fprintf(stderr, "losa bench: no CUDA device here; the benchmark needs a GPU\n");
-    return 1;
-  }
+  if (cuda::device_count() == 0)
+    throw std::runtime_error("losa bench: no CUDA device here; the benchmark needs a GPU");
+  std::ofstream json_out = open_output(opt.json_path, "--json");  // an unwritable path fails now
   cudaDeviceProp prop{};
   LOSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   cudaStream_t stream;
@@ -186,9 +186,9 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
             json sel = {{"prefix_len", L}, {"block_size", B}, {"num_q_heads", 32}, {"num_kv_heads", 8},
                         {"head_dim", 128}, {"page_size", 16}, {"num_pages", (L + 15) / 16},
                         {"active_tokens", d.tokens}, {"kv_head_pages", d.selection.kv_head_pages}};
-            std::ofstream out(opt.selection_path);
+            std::ofstream out = open_output(opt.selection_path, "--selection");
             out << sel.dump() << "\n";
-            if (!out) throw std::runtime_error("cannot write " + opt.selection_path);
+            close_output(out, opt.selection_path, "--selection");
           }
           if (head && rc.keep_bounds8) {  // 8-bit bounds beside fp, same configuration
             ModeConfig l8 = l;
@@ -286,12 +286,8 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
       }
     }
   }
-  std::ofstream out(opt.json_path);
-  out << doc.dump(1) << "\n";
-  if (!out) {
-    std::fprintf(stderr, "losa bench: cannot write %s\n", opt.json_path.c_str());
-    return 1;
-  }
+  json_out << doc.dump(1) << "\n";
+  close_output(json_out, opt.json_path, "--json");
   std::printf("\nwrote %s\n", opt.json_path.c_str());
   LOSA_CUDA_CHECK(cudaStreamDestroy(stream));
   return 0;

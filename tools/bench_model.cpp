@@ -16,6 +16,7 @@
 #include <random>
 
 #include "../src/runtime/cuda/gemm.hpp"
+#include "cli_errors.hpp"
 #include "gpu_timer.hpp"
 #include "losa/cuda/device.hpp"
 #include "losa/runtime/cuda_backend.hpp"
@@ -102,10 +103,9 @@ double peak_bf16_tflops(int reps) {
 }  // namespace
 
 int run_bench_model(const BenchModelOptions& opt, const std::string& command_line) {
-  if (cuda::device_count() == 0) {
-    std::fprintf(stderr, "losa bench-model: no CUDA device here; the benchmark needs a GPU\n");
-    return 1;
-  }
+  if (cuda::device_count() == 0)
+    throw std::runtime_error("losa bench-model: no CUDA device here; the benchmark needs a GPU");
+  std::ofstream json_out = open_output(opt.json_path, "--json");  // an unwritable path fails now
   cudaDeviceProp prop{};
   LOSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
   const auto t_load = clock_type::now();
@@ -238,12 +238,8 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
       std::fflush(stdout);
     }
   }
-  std::ofstream out(opt.json_path);
-  out << doc.dump(1) << "\n";
-  if (!out) {
-    std::fprintf(stderr, "losa bench-model: cannot write %s\n", opt.json_path.c_str());
-    return 1;
-  }
+  json_out << doc.dump(1) << "\n";
+  close_output(json_out, opt.json_path, "--json");
   std::printf("\nwrote %s\n", opt.json_path.c_str());
   return 0;
 }

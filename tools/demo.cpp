@@ -1,12 +1,15 @@
 #include "demo.hpp"
 
+#include <climits>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "cli_errors.hpp"
 #include "losa/layer_step.hpp"
+#include "losa/runtime/weights.hpp"
 
 namespace losa::tools {
 namespace {
@@ -30,6 +33,90 @@ double relative_l2(const std::vector<float>& x, const std::vector<float>& ref) {
   return den > 0.0 ? std::sqrt(num / den) : std::sqrt(num);
 }
 
+// Sizes in bytes saturate at INT64_MAX instead of wrapping around, so that a huge request is
+// refused as huge rather than passing as a small or negative number.
+int64_t times(std::initializer_list<int64_t> factors) {
+  for (int64_t f : factors)
+    if (f == 0) return 0;
+  int64_t product = 1;
+  for (int64_t f : factors)
+    if (__builtin_mul_overflow(product, f, &product)) return INT64_MAX;
+  return product;
+}
+int64_t plus(int64_t a, int64_t b) {
+  int64_t sum = 0;
+  return __builtin_add_overflow(a, b, &sum) ? INT64_MAX : sum;
+}
+
+// The flags that the demo's memory grows with, in 64 bits.
+struct DemoSizes {
+  int64_t prefix_len, block, steps, q_heads, kv_heads;
+};
+
+DemoSizes sizes_of(const DemoOptions& o) {
+  const BlockShape& s = o.workload.shape;
+  return {o.workload.prefix_len, s.block_size, o.steps, s.num_q_heads, s.num_kv_heads};
+}
+
+struct DemoBytes {
+  int64_t cache = 0;    // the workload's paged KV cache
+  int64_t buffers = 0;  // everything else
+  int64_t total() const { return plus(cache, buffers); }
+};
+
+// What the demo holds at its peak: the cache (K, V and the key bounds of every page), the
+// generator's heavy-hitter directions, every step's inputs, the dense outputs, one mode's
+// outputs (CPU and GPU), the reference's layer state and its QUEST page scores (a double and a
+// chosen page index per row and page). The large terms only: a lower bound, close at scale.
+DemoBytes demo_bytes(const DemoSizes& s, const DemoOptions& o, bool gpu) {
+  const SyntheticConfig& wc = o.workload;
+  const int64_t D = wc.shape.head_dim, P = wc.page_size, f32 = 4;
+  const int64_t pages = SyntheticWorkload::cache_pages(s.prefix_len, wc.page_size, s.block);
+  const int64_t prefix_pages = (s.prefix_len + P - 1) / P;
+  const int64_t q = times({s.block, s.q_heads, D}), kv = times({s.block, s.kv_heads, D});
+  DemoBytes b;
+  b.cache = times({pages, s.kv_heads, 2 * (P + 1) * D, dtype_bytes(wc.dtype)});
+  int64_t floats = times({s.prefix_len / wc.salient_every + 1, s.kv_heads, D + 16});
+  floats = plus(floats, times({s.steps + 1, plus(q, times({2, kv}))}));
+  floats = plus(floats, times({s.steps, q, gpu ? 3 : 2}));
+  floats = plus(floats, plus(times({3, q}), times({2, kv})));
+  b.buffers = plus(times({floats, f32}), times({s.block, s.q_heads, prefix_pages, 8 + 4}));
+  return b;
+}
+
+// Refuses, before anything is allocated, a request that needs more memory than the host has
+// (or LOSA_HOST_MEMORY_LIMIT allows), naming the flag whose value makes it large: the one that,
+// set back to its default, would shrink the request the most.
+void check_demo_memory(const DemoOptions& o, bool gpu) {
+  const DemoSizes asked = sizes_of(o), defaults = sizes_of(default_demo_options());
+  const DemoBytes need = demo_bytes(asked, o, gpu);
+  static const std::pair<const char*, int64_t DemoSizes::*> flags[] = {
+      {"--prefix-len", &DemoSizes::prefix_len}, {"--block", &DemoSizes::block},
+      {"--steps", &DemoSizes::steps}, {"--q-heads", &DemoSizes::q_heads},
+      {"--kv-heads", &DemoSizes::kv_heads}};
+  const char* culprit = flags[0].first;
+  int64_t least = INT64_MAX;
+  for (const auto& [flag, field] : flags) {
+    DemoSizes smaller = asked;
+    smaller.*field = std::min(asked.*field, defaults.*field);
+    const int64_t bytes = demo_bytes(smaller, o, gpu).total();
+    if (bytes < least) {
+      least = bytes;
+      culprit = flag;
+    }
+  }
+  runtime::check_host_memory(
+      need.total(), culprit,
+      "the demo (its KV cache " + runtime::format_bytes(static_cast<double>(need.cache)) +
+          ", the inputs, outputs and scores of " + std::to_string(o.steps) +
+          (o.steps == 1 ? " step " : " steps ") +
+          runtime::format_bytes(static_cast<double>(need.buffers)) + ")");
+  // The reference indexes query rows with int.
+  if (times({asked.block, asked.q_heads}) > INT_MAX)
+    bad_flag("--block", "times --q-heads makes " + std::to_string(times({asked.block, asked.q_heads})) +
+                            " query rows, more than " + std::to_string(INT_MAX));
+}
+
 }  // namespace
 
 DemoOptions default_demo_options() {
@@ -44,25 +131,9 @@ DemoOptions default_demo_options() {
 
 int run_demo(const DemoOptions& opt) {
   const SyntheticConfig& wc = opt.workload;
-  std::printf("losa demo (CPU reference backend): prefix %d tokens, block %d, %d q heads, %d kv "
-              "heads, head dim %d, page %d, %s, %d steps\n",
-              wc.prefix_len, wc.shape.block_size, wc.shape.num_q_heads, wc.shape.num_kv_heads,
-              wc.shape.head_dim, wc.page_size, dtype_name(wc.dtype), opt.steps);
-  SyntheticWorkload workload(wc);
-  std::vector<DemoStep> inputs;
-  const DType dt = wc.dtype;
-  for (int t = 0; t < opt.steps; ++t) {
-    workload.next_step();
-    inputs.push_back({rounded_to(dt, workload.q()), rounded_to(dt, workload.k_block()),
-                      rounded_to(dt, workload.v_block()), workload.changed_tokens()});
-  }
-  std::string gpu;
-#ifdef LOSA_WITH_CUDA
-  const bool use_gpu = opt.use_gpu && dt != DType::f32 && gpu_available(&gpu);
-#else
-  const bool use_gpu = false;
-#endif
-
+  // Every flag is checked and the memory sized before anything is allocated or computed.
+  if (opt.steps < 1) bad_flag("--steps", "must be >= 1, got " + std::to_string(opt.steps));
+  [[maybe_unused]] const PagedKVConfig kv_config = SyntheticWorkload::cache_config(wc);  // validates
   std::vector<ModeRun> runs;
   auto add = [&](const std::string& label, Mode mode, auto&& tweak) {
     ModeRun run;
@@ -73,6 +144,7 @@ int run_demo(const DemoOptions& opt) {
     run.config.sparsed_skip = opt.sparsed_skip;
     run.config.sparsed_select = opt.sparsed_select;
     tweak(run.config);
+    validate(run.config, wc.shape.block_size, wc.page_size);
     runs.push_back(run);
   };
   add("dense", Mode::dense, [](ModeConfig&) {});
@@ -86,6 +158,30 @@ int run_demo(const DemoOptions& opt) {
     c.k_active = opt.k_active;
   });
   add("sparsed", Mode::sparsed, [](ModeConfig&) {});
+  const DType dt = wc.dtype;
+  std::string gpu;
+#ifdef LOSA_WITH_CUDA
+  const bool use_gpu = opt.use_gpu && dt != DType::f32 && gpu_available(&gpu);
+  if (use_gpu)  // what the GPU cannot run (B > 64, say) fails now, not after the CPU's work
+    for (const ModeRun& run : runs) check_gpu_supports(wc.shape, kv_config, run.config);
+#else
+  const bool use_gpu = false;
+#endif
+  check_demo_memory(opt, use_gpu);
+  std::ofstream json_out;
+  if (!opt.json_path.empty()) json_out = open_output(opt.json_path, "--json");
+
+  std::printf("losa demo (CPU reference backend): prefix %d tokens, block %d, %d q heads, %d kv "
+              "heads, head dim %d, page %d, %s, %d steps\n",
+              wc.prefix_len, wc.shape.block_size, wc.shape.num_q_heads, wc.shape.num_kv_heads,
+              wc.shape.head_dim, wc.page_size, dtype_name(wc.dtype), opt.steps);
+  SyntheticWorkload workload(wc);
+  std::vector<DemoStep> inputs;
+  for (int t = 0; t < opt.steps; ++t) {
+    workload.next_step();
+    inputs.push_back({rounded_to(dt, workload.q()), rounded_to(dt, workload.k_block()),
+                      rounded_to(dt, workload.v_block()), workload.changed_tokens()});
+  }
 
   const BlockShape& shape = wc.shape;
   std::vector<std::vector<float>> dense_out;
@@ -168,7 +264,8 @@ int run_demo(const DemoOptions& opt) {
                             {"seed", wc.seed}}},
                           {"budget_tokens", opt.budget_tokens},
                           {"runs", json_runs}};
-    std::ofstream(opt.json_path) << doc.dump(2) << "\n";
+    json_out << doc.dump(2) << "\n";
+    close_output(json_out, opt.json_path, "--json");
     std::printf("wrote %s\n", opt.json_path.c_str());
   }
   return 0;

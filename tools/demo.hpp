@@ -21,6 +21,9 @@ struct DemoOptions {
 };
 
 DemoOptions default_demo_options();
+/// Runs the demo: 0 on success. Checks every option and the memory it needs before allocating
+/// anything; throws FlagError or ArgumentError for a bad option (cli_errors.hpp reports them
+/// naming the flag).
 int run_demo(const DemoOptions& options);
 
 /// One denoising step's inputs: q [B, Hq, D], k, v [B, Hk, D] (rounded to the cache dtype).
@@ -31,6 +34,9 @@ struct DemoStep {
 
 // The GPU path (demo_gpu.cpp, built with the CUDA backend only).
 bool gpu_available(std::string* description);
+/// Throws ArgumentError naming what the GPU backend cannot run (a block over 64 tokens, say),
+/// allocating nothing.
+void check_gpu_supports(const BlockShape& shape, const PagedKVConfig& kv, const ModeConfig& mode);
 void run_mode_on_gpu(const PagedKVCache& cache, const BlockShape& shape, const ModeConfig& mode,
                      const std::vector<DemoStep>& steps, std::vector<std::vector<float>>* outputs,
                      std::vector<StepStats>* stats);

@@ -1,6 +1,7 @@
 // The demo's GPU path: the same steps through the CUDA backend.
 #include "demo.hpp"
 #include "losa/cuda/device.hpp"
+#include "losa/cuda/engine.hpp"
 #include "losa/cuda/layer_step.hpp"
 
 namespace losa::tools {
@@ -9,6 +10,10 @@ bool gpu_available(std::string* description) {
   if (cuda::device_count() == 0) return false;
   *description = cuda::describe_device(0);
   return true;
+}
+
+void check_gpu_supports(const BlockShape& shape, const PagedKVConfig& kv, const ModeConfig& mode) {
+  const cuda::AttentionEngine validated(shape, kv, mode);  // its constructor allocates nothing
 }
 
 void run_mode_on_gpu(const PagedKVCache& cache, const BlockShape& shape, const ModeConfig& mode,

@@ -8,13 +8,12 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
-#include <map>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <unistd.h>
 
 #include "answer_printer.hpp"
-#include "flag_error.hpp"
+#include "cli_errors.hpp"
 #include "generate_prompts.hpp"
 #include "losa/errors.hpp"
 #include "losa/runtime/decoder.hpp"
@@ -24,27 +23,6 @@ namespace losa::tools {
 namespace {
 
 using namespace losa::runtime;
-
-// Internal argument names (ArgumentError::argument) -> the flag a user typed.
-const std::map<std::string, std::string>& flag_of() {
-  static const std::map<std::string, std::string> m = {
-      {"block_size", "--block-size"}, {"steps", "--steps"}, {"threshold", "--threshold"},
-      {"max_new_tokens", "--max-new-tokens"}, {"temperature", "--temperature"},
-      {"top_k", "--top-k"}, {"top_p", "--top-p"}, {"budget_tokens", "--budget"},
-      {"tau", "--tau"}, {"k_active", "--k-active"}, {"sparsed_skip", "--skip"},
-      {"sparsed_select", "--select"}, {"page_size", "--page-size"},
-      {"prefill_chunk", "--prefill-chunk"}, {"mask_token_id", "--mask-id"},
-      {"stop_ids", "--stop-ids"}, {"prompts", "--tokens"}, {"config", "--random-weights"},
-      {"capacity_tokens", "--max-new-tokens"}, {"num_threads", "--threads"},
-      {"stop_strings", "--stop"}};
-  return m;
-}
-
-// "losa: f: argument 'x' must be ..." -> "--flag must be ...".
-std::string as_flag_message(const ArgumentError& e) {
-  auto it = flag_of().find(e.argument());
-  return (it == flag_of().end() ? e.argument() : it->second) + " " + reason_of(e);
-}
 
 // The first flag of each prompt kind the user gave, for messages.
 std::string text_prompt_flag(const GenerateFlags& f) {
@@ -216,10 +194,7 @@ int generate(const GenerateFlags& f) {
   }
   DecodeOptions options = decode_options(f);
   std::ofstream json_out;
-  if (!f.json_path.empty()) {  // an unwritable path fails now, not after the run
-    json_out.open(f.json_path);
-    if (!json_out) bad_flag("--json", "cannot write '" + f.json_path + "'");
-  }
+  if (!f.json_path.empty()) json_out = open_output(f.json_path, "--json");
   const Weights weights = f.model_dir.empty()
                               ? make_random_weights(load_model_config(f.random_weights), f.weights_seed, f.threads)
                               : load_checkpoint(f.model_dir);
@@ -251,7 +226,7 @@ int generate(const GenerateFlags& f) {
                             printer ? &printer->answers() : nullptr)
                     .dump(2, ' ', false, nlohmann::json::error_handler_t::replace)
              << "\n";
-    if (!json_out) bad_flag("--json", "cannot write '" + f.json_path + "'");
+    close_output(json_out, f.json_path, "--json");
   }
   return 0;
 }
@@ -313,19 +288,6 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& f) {
   return c;
 }
 
-int run_generate(const GenerateFlags& flags) {
-  try {
-    return generate(flags);
-  } catch (const FlagError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  } catch (const ArgumentError& e) {
-    std::fprintf(stderr, "error: %s\n", as_flag_message(e).c_str());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
-  }
-}
+int run_generate(const GenerateFlags& flags) { return generate(flags); }
 
 }  // namespace losa::tools

@@ -30,7 +30,8 @@ struct GenerateFlags {
 /// Registers the subcommand and its flags on `app`, bound to `flags`.
 CLI::App* add_generate_command(CLI::App& app, GenerateFlags& flags);
 
-/// Runs it: 0 on success; errors name the flag (exit 2 for a bad flag, 1 for other failures).
+/// Runs it: 0 on success. Throws for a bad flag (FlagError, or the library's ArgumentError) and
+/// any other failure; run_reporting_errors (cli_errors.hpp) reports them naming the flag.
 int run_generate(const GenerateFlags& flags);
 
 }  // namespace losa::tools

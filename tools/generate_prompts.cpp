@@ -7,7 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
-#include "flag_error.hpp"
+#include "cli_errors.hpp"
 #include "losa/runtime/chat.hpp"
 
 namespace losa::tools {

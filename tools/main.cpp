@@ -1,8 +1,9 @@
 // The `losa` command-line program. With no subcommand it runs the demo on its built-in defaults.
 #include <CLI/CLI.hpp>
-#include <cstdio>
-#include <exception>
+#include <climits>
+#include <cstdint>
 
+#include "cli_errors.hpp"
 #include "demo.hpp"
 #include "generate.hpp"
 #include "losa/errors.hpp"
@@ -46,13 +47,17 @@ int main(int argc, char** argv) {
   tools::GenerateFlags generate;
   CLI::App* generate_cmd = tools::add_generate_command(app, generate);
 
-#ifdef LOSA_WITH_BENCH
-  tools::BenchOptions bench;
-  bool quick = false;
   CLI::App* bench_cmd = app.add_subcommand(
       "bench", "Time every attention mode on the GPU (synthetic workload, 32 q heads, 8 KV heads, "
                "head dim 128, bf16, page 16) and write JSON: time, density, bytes, bandwidth, "
                "ratio to dense, stage breakdown, density curve, whole blocks.");
+  CLI::App* bench_model_cmd = app.add_subcommand(
+      "bench-model", "Time the whole model on the GPU: prefill tokens/s, the GEMMs against the measured bf16 peak "
+                     "and copy bandwidth, time per denoising step and tokens/s per attention mode and batch, and "
+                     "attention's share of a step; writes JSON.");
+#ifdef LOSA_WITH_BENCH
+  tools::BenchOptions bench;
+  bool quick = false;
   bench_cmd->add_option("--lengths", bench.prefix_lens, "prefix lengths")->capture_default_str();
   bench_cmd->add_option("--blocks", bench.block_sizes, "block sizes")->capture_default_str();
   bench_cmd->add_option("--budgets", bench.budgets, "QUEST token budgets")->capture_default_str();
@@ -74,10 +79,6 @@ int main(int argc, char** argv) {
 
   tools::BenchModelOptions bench_model;
   std::vector<std::string> batch_specs;
-  CLI::App* bench_model_cmd = app.add_subcommand(
-      "bench-model", "Time the whole model on the GPU: prefill tokens/s, the GEMMs against the measured bf16 peak "
-                     "and copy bandwidth, time per denoising step and tokens/s per attention mode and batch, and "
-                     "attention's share of a step; writes JSON.");
   bench_model_cmd->add_option("--model", bench_model.model_dir, "model folder");
   bench_model_cmd->add_option("--random-weights", bench_model.random_weights, "config.json: random bf16 weights of its shape");
   bench_model_cmd->add_option("--prefill", bench_model.prefill_lens, "prompt lengths to prefill")->capture_default_str();
@@ -89,6 +90,14 @@ int main(int argc, char** argv) {
   bench_model_cmd->add_option("--prefill-chunk", bench_model.prefill_chunk, "tokens per prefill chunk")->capture_default_str();
   bench_model_cmd->add_option("--reps", bench_model.reps, "blocks timed per mode")->capture_default_str();
   bench_model_cmd->add_option("--json", bench_model.json_path, "results file")->capture_default_str();
+#else
+  // GPU-only subcommands are registered in every build and take any flag, so that they say why
+  // they cannot run here (below) instead of CLI11's "The following argument was not expected".
+  for (CLI::App* gpu_only : {bench_cmd, bench_model_cmd}) {
+    gpu_only->description(gpu_only->get_description() +
+                          " Not in this build: it needs the GPU backend (and -DLOSA_BENCH=ON).");
+    gpu_only->allow_extras();
+  }
 #endif
 
   try {
@@ -96,48 +105,63 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
-  if (generate_cmd->parsed()) return tools::run_generate(generate);
-  try {
-    if (tokenize_cmd->parsed()) return tools::run_tokenize(*tokenize_cmd, tokenize);
+  if (generate_cmd->parsed())
+    return tools::run_reporting_errors(*generate_cmd, [&] { return tools::run_generate(generate); });
+  if (tokenize_cmd->parsed())
+    return tools::run_reporting_errors(*tokenize_cmd, [&] { return tools::run_tokenize(*tokenize_cmd, tokenize); });
+  if (bench_cmd->parsed() || bench_model_cmd->parsed()) {
+    const CLI::App& command = bench_cmd->parsed() ? *bench_cmd : *bench_model_cmd;
+    return tools::run_reporting_errors(command, [&]() -> int {
 #ifdef LOSA_WITH_BENCH
-    if (bench_cmd->parsed()) {
-      if (quick) {
-        bench.prefix_lens = {8192};
-        bench.block_sizes = {16};
-        bench.budgets = {256};
-        bench.headline_len = 8192;
-        bench.reps = 10;
-        bench.batch_seqs = 2;
-        bench.batch_len = 8192;
-        bench.model_layers = 4;
+      std::string command_line = "losa";
+      for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
+      if (bench_cmd->parsed()) {
+        if (quick) {
+          bench.prefix_lens = {8192};
+          bench.block_sizes = {16};
+          bench.budgets = {256};
+          bench.headline_len = 8192;
+          bench.reps = 10;
+          bench.batch_seqs = 2;
+          bench.batch_len = 8192;
+          bench.model_layers = 4;
+        }
+        return tools::run_bench(bench, command_line);
       }
-      std::string command = "losa";
-      for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
-      return tools::run_bench(bench, command);
-    }
-    if (bench_model_cmd->parsed()) {
       if (bench_model.model_dir.empty() == bench_model.random_weights.empty())
-        throw ArgumentError("bench-model", "--model", "or --random-weights: give exactly one of them");
+        tools::bad_flag("--model", "or --random-weights: give exactly one of them");
       if (!batch_specs.empty()) {
         bench_model.batches.clear();
         for (const std::string& spec : batch_specs) {
+          // SxL: S sequences, the longest prompt L tokens; both positive integers.
           const size_t x = spec.find('x');
-          if (x == std::string::npos) throw ArgumentError("bench-model", "--batches", "entries look like 4x65536, got '" + spec + "'");
-          bench_model.batches.emplace_back(std::stoi(spec.substr(0, x)), std::stoll(spec.substr(x + 1)));
+          long long seqs = 0, length = 0;
+          size_t used_seqs = 0, used_length = 0;
+          try {
+            if (x != std::string::npos) {
+              seqs = std::stoll(spec.substr(0, x), &used_seqs);
+              length = std::stoll(spec.substr(x + 1), &used_length);
+            }
+          } catch (const std::exception&) {
+            used_seqs = used_length = 0;
+          }
+          if (x == std::string::npos || used_seqs != x || used_length != spec.size() - x - 1 || seqs < 1 ||
+              seqs > INT32_MAX || length < 1)
+            tools::bad_flag("--batches", "entries look like 4x65536 (sequences x tokens, both >= 1), got '" + spec + "'");
+          bench_model.batches.emplace_back(static_cast<int>(seqs), static_cast<int64_t>(length));
         }
       }
-      std::string command = "losa";
-      for (int i = 1; i < argc; ++i) command += std::string(" ") + argv[i];
-      return tools::run_bench_model(bench_model, command);
-    }
+      return tools::run_bench_model(bench_model, command_line);
+#elif defined(LOSA_WITH_CUDA)
+      throw tools::FlagError("losa " + command.get_name() + " was left out of this build (configured with "
+                             "-DLOSA_BENCH=OFF): configure with -DLOSA_BENCH=ON and rebuild");
+#else
+      throw tools::FlagError(tools::gpu_not_built("losa " + command.get_name()));
 #endif
-    demo.workload.dtype = parse_dtype(dtype, "--dtype");
-    return tools::run_demo(demo);  // the default command
-  } catch (const ArgumentError& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 2;
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "error: %s\n", e.what());
-    return 1;
+    });
   }
+  return tools::run_reporting_errors(*demo_cmd, [&] {  // the default command
+    demo.workload.dtype = parse_dtype(dtype, "--dtype");
+    return tools::run_demo(demo);
+  });
 }

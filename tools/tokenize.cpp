@@ -7,7 +7,7 @@
 #include <iterator>
 #include <sstream>
 
-#include "flag_error.hpp"
+#include "cli_errors.hpp"
 #include "losa/errors.hpp"
 #include "losa/runtime/tokenizer.hpp"
 
@@ -16,14 +16,13 @@ namespace {
 
 using runtime::TokenId;
 using runtime::Tokenizer;
-constexpr const char* kCommand = "tokenize";  // errors read "losa: tokenize: argument ..."
 
 std::string read_input(const std::string& file) {
   if (file == "-") {
     return std::string(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
   }
   std::ifstream in(file, std::ios::binary);
-  if (!in) throw ArgumentError(kCommand, "--file", "cannot be read: '" + file + "'");
+  if (!in) bad_flag("--file", "cannot be read: '" + file + "'");
   std::ostringstream bytes;
   bytes << in.rdbuf();
   return bytes.str();
@@ -46,7 +45,7 @@ std::vector<TokenId> parse_ids(const std::vector<std::string>& args) {
         used = 0;
       }
       if (used != word.size() || value < 0 || value > INT32_MAX) {
-        throw ArgumentError(kCommand, "--decode", "has '" + word + "', which is not a token id");
+        bad_flag("--decode", "has '" + word + "', which is not a token id");
       }
       ids.push_back(static_cast<TokenId>(value));
     }
@@ -87,14 +86,14 @@ CLI::App* add_tokenize_command(CLI::App& app, TokenizeOptions& options) {
 int run_tokenize(const CLI::App& command, const TokenizeOptions& options) {
   const bool encoding = command.count("--text") > 0 || command.count("--file") > 0;
   if (!encoding && command.count("--decode") == 0) {
-    throw ArgumentError(kCommand, "--text", "is missing: give --text, --file or --decode");
+    bad_flag("--text", "is missing: give --text, --file or --decode");
   }
   const auto load_start = std::chrono::steady_clock::now();
   Tokenizer tokenizer = [&] {
     try {
       return Tokenizer::load(options.model_dir);
     } catch (const ArgumentError& e) {
-      throw ArgumentError(kCommand, "--model", reason_of(e));
+      bad_flag("--model", reason_of(e));
     }
   }();
   const double load_ms = milliseconds_since(load_start);
@@ -106,7 +105,7 @@ int run_tokenize(const CLI::App& command, const TokenizeOptions& options) {
     try {
       text = tokenizer.decode(ids, options.skip_special);
     } catch (const ArgumentError& e) {
-      throw ArgumentError(kCommand, "--decode", reason_of(e));
+      bad_flag("--decode", reason_of(e));
     }
     if (options.time) {
       std::fprintf(stderr, "loaded %s in %.1f ms; decoded %zu ids into %zu bytes in %.3f ms\n",
@@ -126,7 +125,7 @@ int run_tokenize(const CLI::App& command, const TokenizeOptions& options) {
   try {
     ids = tokenizer.encode(input, encode_options);
   } catch (const ArgumentError& e) {
-    throw ArgumentError(kCommand, command.count("--text") ? "--text" : "--file", reason_of(e));
+    bad_flag(command.count("--text") ? "--text" : "--file", reason_of(e));
   }
   const double encode_ms = milliseconds_since(start);
   if (options.time) {

@@ -21,7 +21,7 @@ struct TokenizeOptions {
 CLI::App* add_tokenize_command(CLI::App& app, TokenizeOptions& options);
 
 /// Runs it; `command` tells which options were given. Returns the exit status. Bad flags throw
-/// ArgumentError naming the flag; bad tokenizer files throw FileError naming the file.
+/// FlagError naming the flag (cli_errors.hpp); bad tokenizer files throw FileError naming the file.
 int run_tokenize(const CLI::App& command, const TokenizeOptions& options);
 
 }  // namespace losa::tools

@@ -48,6 +48,13 @@ class SyntheticWorkload {
  public:
   explicit SyntheticWorkload(const SyntheticConfig& config);
 
+  /// The cache the workload builds for `config`, without building anything: throws
+  /// ArgumentError naming the first bad field of `config`, so a caller can validate it and size
+  /// its memory (cache_pages of it, in 64 bits) before the prefix is generated.
+  static PagedKVConfig cache_config(const SyntheticConfig& config);
+  /// Pages of that cache: the prefix and room for a few committed blocks after it.
+  static int64_t cache_pages(int64_t prefix_len, int page_size, int64_t block_size);
+
   const SyntheticConfig& config() const { return config_; }
   /// A cache holding the prefix as sequence 0 (pages in a permuted physical order).
   const PagedKVCache& cache() const { return cache_; }

@@ -72,7 +72,7 @@ AttentionEngine::AttentionEngine(const BlockShape& shape, const PagedKVConfig& k
   LOSA_CHECK_ARG(!mode.bounds8 || kv_config.keep_bounds8, "mode.bounds8",
                  "needs a cache that keeps 8-bit bounds (PagedKVConfig::keep_bounds8)");
   if (mode.mode == Mode::sparsed)
-    LOSA_CHECK_ARG(shape.group_size() <= sparsed_max_group(), "shape", "SparseD on the GPU supports at most ",
+    LOSA_CHECK_ARG(shape.group_size() <= sparsed_max_group(), "shape.num_q_heads", "SparseD on the GPU supports at most ",
                    sparsed_max_group(), " query heads per KV head, got ", shape.group_size());
   LOSA_CHECK_ARG(options.force_num_splits >= 0 && options.force_num_splits <= kMaxSplits, "options.force_num_splits",
                  "must be in [0, ", kMaxSplits, "], got ", options.force_num_splits);

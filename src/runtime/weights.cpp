@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <unistd.h>
@@ -29,6 +30,25 @@ float counter_normal(uint64_t seed, uint64_t tensor, uint64_t element) {
   const double u1 = (static_cast<double>(h1 >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
   const double u2 = static_cast<double>(h2 >> 11) * 0x1.0p-53;          // [0, 1)
   return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
+}
+
+// "64G" -> 64 * 2^30 (K, M, G, T: powers of 1024; an optional "iB" or "B" after it); -1 when
+// the text is not such a count.
+double parse_byte_count(const char* text) {
+  char* end = nullptr;
+  const double value = std::strtod(text, &end);
+  if (end == text || !(value >= 0.0)) return -1.0;
+  double unit = 1.0;
+  switch (*end) {
+    case 'K': case 'k': unit = 0x1p10; ++end; break;
+    case 'M': case 'm': unit = 0x1p20; ++end; break;
+    case 'G': case 'g': unit = 0x1p30; ++end; break;
+    case 'T': case 't': unit = 0x1p40; ++end; break;
+    default: break;
+  }
+  if (unit > 1.0 && *end == 'i') ++end;
+  if (*end == 'B') ++end;
+  return *end == '\0' ? value * unit : -1.0;
 }
 
 }  // namespace
@@ -119,10 +139,21 @@ std::string format_bytes(double bytes) {
 }
 
 void check_host_memory(int64_t bytes, const char* argument, const std::string& what) {
-  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
-  const double host = pages > 0 && page > 0 ? static_cast<double>(pages) * page : 0.0;
   LOSA_CHECK_ARG(bytes >= 0, argument, "needs a negative number of bytes for ", what,
                  " (a size overflowed)");
+  // A shared machine, or a test that must be refused alike on every host, sets its own cap.
+  const char* limit_text = std::getenv(kHostMemoryLimitVariable);
+  if (limit_text != nullptr && *limit_text != '\0') {
+    const double limit = parse_byte_count(limit_text);
+    LOSA_CHECK_ARG(limit >= 0.0, kHostMemoryLimitVariable, "must be a byte count such as "
+                   "68719476736, 64G or 512M, got '", limit_text, "'");
+    LOSA_CHECK_ARG(static_cast<double>(bytes) <= limit, argument, "needs ",
+                   format_bytes(static_cast<double>(bytes)), " for ", what, " but ",
+                   kHostMemoryLimitVariable, " allows ", format_bytes(limit));
+    return;
+  }
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  const double host = pages > 0 && page > 0 ? static_cast<double>(pages) * page : 0.0;
   LOSA_CHECK_ARG(host == 0.0 || static_cast<double>(bytes) <= 0.9 * host, argument, "needs ",
                  format_bytes(static_cast<double>(bytes)), " for ", what, " but this host has ",
                  format_bytes(host), " of memory");

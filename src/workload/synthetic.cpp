@@ -1,6 +1,7 @@
 #include "losa/synthetic.hpp"
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
 #include "losa/errors.hpp"
@@ -17,26 +18,39 @@ uint64_t splitmix64(uint64_t& state) {
   return z ^ (z >> 31);
 }
 
-PagedKVConfig cache_config(const SyntheticConfig& c) {
+}  // namespace
+
+int64_t SyntheticWorkload::cache_pages(int64_t prefix_len, int page_size, int64_t block_size) {
+  // Room for the prefix and a few committed blocks after it.
+  return (prefix_len + page_size - 1) / page_size + 4 * block_size + 1;
+}
+
+PagedKVConfig SyntheticWorkload::cache_config(const SyntheticConfig& c) {
   validate(c.shape);
+  // Before the division below, which a zero page size would crash.
+  LOSA_CHECK_ARG(is_supported_page_size(c.page_size), "page_size", "must be 16, 32 or 64, got ",
+                 c.page_size);
   LOSA_CHECK_ARG(c.prefix_len >= 0, "prefix_len", "must be >= 0, got ", c.prefix_len);
   LOSA_CHECK_ARG(c.num_topics > 0, "num_topics", "must be > 0, got ", c.num_topics);
   LOSA_CHECK_ARG(c.changing_tokens >= 0 && c.changing_tokens <= c.shape.block_size,
-                 "changing_tokens", "must be in [0, block_size], got ", c.changing_tokens);
+                 "changing_tokens", "must be in [0, block_size=", c.shape.block_size, "], got ",
+                 c.changing_tokens);
   LOSA_CHECK_ARG(c.drift >= 0.0, "drift", "must be >= 0, got ", c.drift);
   LOSA_CHECK_ARG(c.salient_every > 0, "salient_every", "must be > 0, got ", c.salient_every);
+  // In 64 bits, so that a prefix near INT_MAX does not wrap around to a negative count. The
+  // prefix alone takes at most INT_MAX / 16 pages: only the room for blocks can overflow.
+  const int64_t pages = cache_pages(c.prefix_len, c.page_size, c.shape.block_size);
+  LOSA_CHECK_ARG(pages <= INT_MAX, "block_size", "needs ", pages, " pages of ", c.page_size,
+                 " tokens, more than a cache holds (", INT_MAX, ")");
   PagedKVConfig kv;
   kv.num_kv_heads = c.shape.num_kv_heads;
   kv.head_dim = c.shape.head_dim;
   kv.page_size = c.page_size;
-  // Room for the prefix and a few committed blocks after it.
-  kv.max_pages = (c.prefix_len + c.page_size - 1) / c.page_size + 4 * c.shape.block_size + 1;
+  kv.max_pages = static_cast<int>(pages);
   kv.dtype = c.dtype;
   kv.page_order_seed = c.seed * 7919 + 1;
   return kv;
 }
-
-}  // namespace
 
 std::string synthetic_workload_description() {
   return "Synthetic workload: the prefix is cut into segments of 32..512 tokens whose keys, per KV "

@@ -1,8 +1,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <climits>
 #include <cmath>
 
+#include "losa/errors.hpp"
 #include "losa/ops.hpp"
 #include "losa/synthetic.hpp"
 
@@ -61,6 +63,30 @@ TEST(Synthetic, KeysHaveStructurePageScoresSeparate) {
     std::sort(row.begin(), row.end());
     EXPECT_GT(row.back() - row[n / 2], 0.5 * std::abs(row[n / 2])) << "head " << h;
   }
+}
+
+// The cache is sized in 64 bits before anything is built: the largest prefix does not wrap
+// around, and what no page table holds, or a page size of 0, is refused by name.
+TEST(Synthetic, CacheConfigIsCheckedIn64Bits) {
+  SyntheticConfig c = small_config();
+  c.prefix_len = INT_MAX;
+  EXPECT_EQ(SyntheticWorkload::cache_config(c).max_pages,
+            (int64_t{INT_MAX} + 15) / 16 + 4 * 16 + 1);
+  auto argument_of = [](const SyntheticConfig& bad) -> std::string {
+    try {
+      SyntheticWorkload::cache_config(bad);
+    } catch (const ArgumentError& e) {
+      return e.argument();
+    }
+    return "no error";
+  };
+  c = small_config();
+  c.shape.block_size = 1 << 30;
+  c.changing_tokens = 0;
+  EXPECT_EQ(argument_of(c), "block_size");
+  c = small_config();
+  c.page_size = 0;
+  EXPECT_EQ(argument_of(c), "page_size");
 }
 
 }  // namespace

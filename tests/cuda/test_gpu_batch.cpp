@@ -358,7 +358,7 @@ TEST(GpuBatchErrors, BadArgumentsAreRefusedBeforeAnythingRuns) {
   PagedKVConfig wide = b.cfg;
   wide.num_kv_heads = 1;
   wide.head_dim = 64;
-  expect_argument("shape", [&] { cuda::AttentionEngine(BlockShape{4, 65, 1, 64}, wide, mode_of(Mode::sparsed)); });
+  expect_argument("shape.num_q_heads", [&] { cuda::AttentionEngine(BlockShape{4, 65, 1, 64}, wide, mode_of(Mode::sparsed)); });
   cuda::AttentionEngine unplanned(b.shape, b.cfg, mode_of(Mode::dense));
   expect_argument("plan", [&] { unplanned.run(dev.view(0), io, rig.state, 0); });
   cuda::synchronize(nullptr);

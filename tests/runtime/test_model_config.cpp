@@ -2,6 +2,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <functional>
 
 #include "losa/errors.hpp"
@@ -144,6 +145,33 @@ TEST(RuntimeModelConfig, AbsurdRandomWeightsFailBeforeAllocating) {
     EXPECT_EQ(e.argument(), "config");
     EXPECT_NE(std::string(e.what()).find("of memory"), std::string::npos) << e.what();
   }
+}
+
+// LOSA_HOST_MEMORY_LIMIT caps what check_host_memory allows, whatever the host has.
+TEST(RuntimeModelConfig, HostMemoryLimitFromTheEnvironment) {
+  const char* saved = std::getenv(kHostMemoryLimitVariable);
+  const std::string restore = saved ? saved : "";
+  ::setenv(kHostMemoryLimitVariable, "1M", 1);
+  EXPECT_NO_THROW(check_host_memory(int64_t{1} << 20, "n", "a test"));
+  try {
+    check_host_memory((int64_t{1} << 20) + 1, "n", "a test");
+    ADD_FAILURE() << "allowed more than 1M";
+  } catch (const ArgumentError& e) {
+    EXPECT_EQ(e.argument(), "n");
+    EXPECT_NE(std::string(e.what()).find("LOSA_HOST_MEMORY_LIMIT allows 1.00 MiB"), std::string::npos)
+        << e.what();
+  }
+  ::setenv(kHostMemoryLimitVariable, "2 GiB", 1);  // not a byte count: the space
+  try {
+    check_host_memory(1, "n", "a test");
+    ADD_FAILURE() << "accepted '2 GiB'";
+  } catch (const ArgumentError& e) {
+    EXPECT_EQ(e.argument(), kHostMemoryLimitVariable);
+  }
+  ::setenv(kHostMemoryLimitVariable, "2GiB", 1);
+  EXPECT_NO_THROW(check_host_memory(int64_t{2} << 30, "n", "a test"));
+  if (saved) ::setenv(kHostMemoryLimitVariable, restore.c_str(), 1);
+  else ::unsetenv(kHostMemoryLimitVariable);
 }
 
 }  // namespace

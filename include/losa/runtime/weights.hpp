@@ -73,8 +73,14 @@ Weights load_checkpoint(const std::string& folder);
 /// the host's memory first (ArgumentError naming "config").
 Weights make_random_weights(const ModelConfig& config, uint64_t seed, int num_threads = 0);
 
+/// The environment variable that caps what check_host_memory allows, in bytes ("64G", "512M",
+/// "68719476736"), in place of 90% of the physical RAM: for a shared machine, and for tests that
+/// must be refused alike on every host.
+inline constexpr const char* kHostMemoryLimitVariable = "LOSA_HOST_MEMORY_LIMIT";
+
 /// Throws ArgumentError naming `argument` when `bytes` would not fit in this host's memory
-/// (more than 90% of its physical RAM); `what` says what the bytes are for.
+/// (more than 90% of its physical RAM, or more than LOSA_HOST_MEMORY_LIMIT when that is set);
+/// `what` says what the bytes are for.
 void check_host_memory(int64_t bytes, const char* argument, const std::string& what);
 
 /// "1.25 GiB" and the like, for messages.

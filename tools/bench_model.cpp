@@ -113,9 +113,9 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
                                        ? runtime::make_random_weights(runtime::load_model_config(opt.random_weights), 1, 0)
                                        : runtime::load_checkpoint(opt.model_dir);
   const runtime::ModelConfig& c = weights.config;
-  std::printf("losa bench-model on %s: %s, %d layers, hidden %d, %d/%d heads (weights ready in %.1f s)\n", prop.name,
-              weights.source.c_str(), c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.num_key_value_heads,
-              seconds_since(t_load));
+  std::printf("losa bench-model on %s: %s, %d layers, hidden %lld, %d/%d heads (weights ready in %.1f s)\n", prop.name,
+              weights.source.c_str(), c.num_hidden_layers, static_cast<long long>(c.hidden_size), c.num_attention_heads,
+              c.num_key_value_heads, seconds_since(t_load));
   json doc = {{"card", prop.name}, {"device", cuda::describe_device(0)}, {"command", command_line},
               {"model", weights.source}, {"prefill", json::array()}, {"gemms", json::array()}, {"steps", json::array()}};
 

@@ -28,6 +28,7 @@ def main():
     ap.add_argument("--selection", default="")
     ap.add_argument("--reps", type=int, default=50)
     ap.add_argument("--json", default="torch_baselines.json")
+    ap.add_argument("--flex-only", action="store_true", help="skip the SDPA backends")
     args = ap.parse_args()
     Hq, Hk, D, B = 32, 8, 128, args.block
     G = Hq // Hk
@@ -43,9 +44,10 @@ def main():
         q = torch.randn(1, Hq, B, D, device=dev, dtype=torch.bfloat16)
         ks = [torch.randn(1, Hk, L, D, device=dev, dtype=torch.bfloat16) for _ in range(copies)]
         vs = [torch.randn(1, Hk, L, D, device=dev, dtype=torch.bfloat16) for _ in range(copies)]
-        for name, backend in [("sdpa_flash", SDPBackend.FLASH_ATTENTION),
-                              ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION),
-                              ("sdpa_efficient", SDPBackend.EFFICIENT_ATTENTION)]:
+        sdpa_backends = [] if args.flex_only else [("sdpa_flash", SDPBackend.FLASH_ATTENTION),
+                                                  ("sdpa_cudnn", SDPBackend.CUDNN_ATTENTION),
+                                                  ("sdpa_efficient", SDPBackend.EFFICIENT_ATTENTION)]
+        for name, backend in sdpa_backends:
             for gqa in ("native", "expanded"):
                 try:
                     with sdpa_kernel(backend):
@@ -82,11 +84,16 @@ def main():
                 block_density = allowed.float().mean().item()
                 mask_mod = lambda b, h, q_idx, kv_idx, allowed=allowed, kv_block=kv_block: allowed[h // G, kv_idx // kv_block]
                 try:
-                    block_mask = create_block_mask(mask_mod, None, Hq, B, L, device="cuda", BLOCK_SIZE=(B, kv_block))
-                    us = time_calls(lambda i: flex(q, ks[i], vs[i], block_mask=block_mask, enable_gqa=True), copies, args.reps)
+                    # Q blocks of 128 (the kernels' tile: B = 16 queries fill part of one); KV blocks
+                    # below the kernel's default tile need its BLOCK_N lowered to match.
+                    options = None if kv_block >= 128 else {"BLOCK_N": kv_block}
+                    block_mask = create_block_mask(mask_mod, None, Hq, B, L, device="cuda", BLOCK_SIZE=(128, kv_block))
+                    us = time_calls(lambda i: flex(q, ks[i], vs[i], block_mask=block_mask, enable_gqa=True,
+                                                   kernel_options=options), copies, args.reps)
                     dense_mask = create_block_mask(lambda b, h, q_idx, kv_idx: kv_idx >= 0, None, Hq, B, L,
-                                                   device="cuda", BLOCK_SIZE=(B, kv_block))
-                    us_dense = time_calls(lambda i: flex(q, ks[i], vs[i], block_mask=dense_mask, enable_gqa=True), copies, args.reps)
+                                                   device="cuda", BLOCK_SIZE=(128, kv_block))
+                    us_dense = time_calls(lambda i: flex(q, ks[i], vs[i], block_mask=dense_mask, enable_gqa=True,
+                                                         kernel_options=options), copies, args.reps)
                     out["results"].append({"prefix_len": L, "baseline": "flex_attention_selected_pages",
                                            "time_us": us, "kv_block_tokens": kv_block,
                                            "page_density": page_density, "block_density": block_density,

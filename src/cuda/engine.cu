@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "batch_view.hpp"
 #include "common.cuh"
 #include "dispatch.cuh"
 #include "launchers.hpp"
@@ -227,18 +228,7 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   const LayerStateLayout& st = s.st;
   char* state_base = static_cast<char*>(state.device);
 
-  PagedKVView view;
-  view.keys = kv.keys;
-  view.values = kv.values;
-  view.key_min = kv.key_min;
-  view.key_max = kv.key_max;
-  view.bounds8 = s.mode.bounds8 ? kv.bounds8 : nullptr;
-  view.bound_scale = s.mode.bounds8 ? kv.bound_scale : nullptr;
-  view.page_indptr = kv.page_indptr;
-  view.page_indices = kv.page_indices;
-  view.kv_len = kv.kv_len;
-  view.num_kv_heads = Hk;
-  view.page_size = s.kv.page_size;
+  const PagedKVView view = kernel_view(kv, s.mode.bounds8);
   ActiveSetView active{s.at<int32_t>(w.active_tokens), s.at<int32_t>(w.active_count), s.at<int32_t>(w.token_slot), B};
 
   // 1. Which tokens get a fresh prefix part.

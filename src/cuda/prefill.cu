@@ -2,6 +2,7 @@
 // to each row's limit (many rows per sequence), then the split merge without a block part.
 #include <algorithm>
 
+#include "batch_view.hpp"
 #include "common.cuh"
 #include "dispatch.cuh"
 #include "launchers.hpp"
@@ -57,13 +58,7 @@ void PrefillAttention::run(const KVBatchView& kv, int chunk_tokens, int block_si
   float* partial_lse = partial_o + static_cast<size_t>(Hk) * num_splits_ * rows * D;
 
   PagedAttentionParams pa;
-  pa.kv.keys = kv.keys;
-  pa.kv.values = kv.values;
-  pa.kv.page_indptr = kv.page_indptr;
-  pa.kv.page_indices = kv.page_indices;
-  pa.kv.kv_len = kv.kv_len;
-  pa.kv.num_kv_heads = Hk;
-  pa.kv.page_size = kv_.page_size;
+  pa.kv = kernel_view(kv, false);
   pa.active.block_size = chunk_tokens;  // every chunk token is a row (tokens == nullptr)
   pa.q = qr;
   pa.num_q_heads = num_q_heads_;

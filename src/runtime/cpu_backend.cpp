@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <numeric>
 
+#include "batch_layout.hpp"
 #include "cpu_ops.hpp"
 #include "forward_report.hpp"
 #include "losa/errors.hpp"
@@ -15,6 +16,7 @@ namespace losa::runtime {
 namespace {
 
 using detail::add_in_place;
+using detail::BatchLayout;
 using detail::linear;
 using detail::rms_norm;
 
@@ -106,23 +108,9 @@ class CpuBackend final : public ModelBackend {
 void CpuBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
                        const std::vector<int64_t>& capacity_tokens, const ForwardOptions& options) {
   validate(options, cfg_);
-  const int S = static_cast<int>(prefill_tokens.size());
-  LOSA_CHECK_ARG(S >= 1, "prefill_tokens", "must hold at least one sequence");
-  LOSA_CHECK_ARG(capacity_tokens.size() == prefill_tokens.size(), "capacity_tokens", "has ",
-                 capacity_tokens.size(), " entries for ", S, " sequences");
-  const int B = options.block_size, P = options.page_size;
-  // Pages and bytes in 64 bits, checked before anything is allocated.
-  int64_t pages = 0;
-  for (int s = 0; s < S; ++s) {
-    const int64_t n = static_cast<int64_t>(prefill_tokens[s].size());
-    LOSA_CHECK_ARG(n % B == 0, "prefill_tokens", "sequence ", s, " has ", n,
-                   " tokens, not a multiple of block_size=", B);
-    LOSA_CHECK_ARG(capacity_tokens[s] >= n, "capacity_tokens", "entry ", s, " = ",
-                   capacity_tokens[s], " is below its ", n, " prefill tokens");
-    pages += (capacity_tokens[s] + P - 1) / P;
-  }
-  LOSA_CHECK_ARG(pages <= INT32_MAX, "capacity_tokens", "needs ", pages,
-                 " pages per layer, more than a page table holds");
+  const BatchLayout batch = detail::plan_batch(cfg_, options, prefill_tokens, capacity_tokens);
+  const int S = batch.num_seqs, B = options.block_size, P = options.page_size;
+  const int64_t pages = batch.pages;  // 64 bits, checked before anything is allocated
   const int64_t elem = dtype_bytes(options.kv_dtype);
   const int64_t page_bytes = 2 * cfg_.kv_dim() * (P + 1) * elem;  // K, V and the key bounds
   const int64_t activations =
@@ -136,13 +124,7 @@ void CpuBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
   num_seqs_ = S;
   caches_.clear();
   states_.assign(cfg_.num_hidden_layers, std::vector<LayerBlockState>(S));
-  PagedKVConfig kv;
-  kv.num_kv_heads = cfg_.num_key_value_heads;
-  kv.head_dim = cfg_.head_dim;
-  kv.page_size = P;
-  kv.max_pages = static_cast<int>(std::max<int64_t>(pages, 1));
-  kv.dtype = options.kv_dtype;
-  kv.keep_bounds8 = options.mode.bounds8;
+  const PagedKVConfig& kv = batch.kv;
   for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
     caches_.push_back(std::make_unique<PagedKVCache>(kv));
     for (int s = 0; s < S; ++s) caches_.back()->add_sequence();

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "../../src/cuda/batch_view.hpp"
 #include "../../src/cuda/launchers.hpp"
 #include "gpu_test_util.hpp"
 #include "losa/attention_state.hpp"
@@ -167,13 +168,7 @@ TEST(GpuSparsedMass, MatchesReference) {
     d_lse.upload(lse.data(), lse.size() * 4);
     mass.fill_bytes(0);
     cuda::SparsedMassParams mp;
-    mp.kv.keys = view.keys;
-    mp.kv.values = view.values;
-    mp.kv.page_indptr = view.page_indptr;
-    mp.kv.page_indices = view.page_indices;
-    mp.kv.kv_len = view.kv_len;
-    mp.kv.num_kv_heads = c.num_kv_heads;
-    mp.kv.page_size = c.page_size;
+    mp.kv = cuda::kernel_view(view, false);
     mp.q = cuda::TokenRows{dq.data(), static_cast<int64_t>(c.num_q_heads) * c.head_dim};
     mp.lse_full = d_lse.as<float>();
     mp.block_size = c.block_size;

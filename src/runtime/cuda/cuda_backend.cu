@@ -9,6 +9,7 @@
 #include <numeric>
 
 #include "../../cuda/check.hpp"
+#include "../batch_layout.hpp"
 #include "../forward_report.hpp"
 #include "device_weights.hpp"
 #include "gemm.hpp"
@@ -156,32 +157,13 @@ CudaBackend::~CudaBackend() {
 void CudaBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
                         const std::vector<int64_t>& capacity_tokens, const ForwardOptions& options) {
   validate(options, cfg_);
-  const int S = static_cast<int>(prefill_tokens.size());
-  LOSA_CHECK_ARG(S >= 1, "prefill_tokens", "must hold at least one sequence");
-  LOSA_CHECK_ARG(capacity_tokens.size() == prefill_tokens.size(), "capacity_tokens", "has ", capacity_tokens.size(),
-                 " entries for ", S, " sequences");
   LOSA_CHECK_ARG(options.block_size <= 64, "block_size", "must be <= 64 on the GPU, got ", options.block_size);
   LOSA_CHECK_ARG(options.kv_dtype == DType::bf16, "kv_dtype", "must be bf16 on the GPU (the weights and GEMMs are bf16)");
-  const int B = options.block_size, P = options.page_size, L = cfg_.num_hidden_layers;
-  int64_t pages = 0, max_pages = 1;
-  for (int s = 0; s < S; ++s) {
-    const int64_t n = static_cast<int64_t>(prefill_tokens[s].size());
-    LOSA_CHECK_ARG(n % B == 0, "prefill_tokens", "sequence ", s, " has ", n, " tokens, not a multiple of block_size=", B);
-    LOSA_CHECK_ARG(capacity_tokens[s] >= n, "capacity_tokens", "entry ", s, " = ", capacity_tokens[s],
-                   " is below its ", n, " prefill tokens");
-    pages += (capacity_tokens[s] + P - 1) / P;
-    max_pages = std::max<int64_t>(max_pages, (capacity_tokens[s] + P - 1) / P);
-  }
-  LOSA_CHECK_ARG(pages <= INT32_MAX, "capacity_tokens", "needs ", pages, " pages per layer, more than a page table holds");
-
+  const detail::BatchLayout batch = detail::plan_batch(cfg_, options, prefill_tokens, capacity_tokens);
+  const int S = batch.num_seqs, B = options.block_size, L = cfg_.num_hidden_layers;
+  const int64_t pages = batch.pages, max_pages = batch.max_pages_per_seq;
+  const PagedKVConfig& kv = batch.kv;
   // Everything this batch needs, in 64 bits, against the free GPU memory, before allocating.
-  PagedKVConfig kv;
-  kv.num_kv_heads = cfg_.num_key_value_heads;
-  kv.head_dim = cfg_.head_dim;
-  kv.page_size = P;
-  kv.max_pages = static_cast<int>(std::max<int64_t>(pages, 1));
-  kv.dtype = options.kv_dtype;
-  kv.keep_bounds8 = options.mode.bounds8;
   const BlockShape shape{B, cfg_.num_attention_heads, cfg_.num_key_value_heads, cfg_.head_dim};
   auto engine = std::make_unique<lc::AttentionEngine>(shape, kv, options.mode);
   engine->plan(S, static_cast<int>(max_pages));

@@ -9,6 +9,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "../src/cuda/launchers.hpp"
 #include "bench_rig.hpp"
 #include "cli_errors.hpp"
 #include "gpu_timer.hpp"
@@ -138,6 +139,7 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
               {"date", today()},
               {"command", command_line},
               {"copy_bandwidth_GBps", copy_gbps},
+              {"attention_pipeline_stages", cuda::attention_stages(DType::bf16, 128)},
               {"shape", {{"num_q_heads", 32}, {"num_kv_heads", 8}, {"head_dim", 128}, {"page_size", 16}, {"dtype", "bf16"}}},
               {"method", "per layer-step: median of CUDA-graph replays (events) after warm-up; a graph holds as many "
                          "consecutive layer-steps, each over its own copy of the prefix, as make the mode read >= 4x "

@@ -99,6 +99,16 @@ AttentionEngine& AttentionEngine::operator=(AttentionEngine&&) noexcept = defaul
 const BlockShape& AttentionEngine::shape() const { return impl_->shape; }
 const ModeConfig& AttentionEngine::mode() const { return impl_->mode; }
 const PagedKVConfig& AttentionEngine::kv_config() const { return impl_->kv; }
+
+int AttentionEngine::step_kind(int step) const {
+  const ModeConfig& m = impl_->mode;
+  if (m.mode == Mode::losa) return step == 0 ? 0 : 1;
+  if (m.mode == Mode::sparsed) {
+    const int full = sparsed_full_steps(m);
+    return step < full - 1 ? 0 : (step == full - 1 ? 1 : 2);
+  }
+  return 0;
+}
 void AttentionEngine::set_stage_hook(std::function<void(const char*)> hook) { impl_->hook = std::move(hook); }
 const EnginePlan& AttentionEngine::current_plan() const { return impl_->plan; }
 size_t AttentionEngine::workspace_bytes() const { return impl_->plan.workspace_bytes; }

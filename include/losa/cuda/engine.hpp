@@ -91,6 +91,11 @@ class AttentionEngine {
   /// Step 0 starts a block; the prefix must not change until the block's last step.
   void run(const KVBatchView& kv, const StepIO& io, LayerState& state, int step, Stream stream = nullptr);
 
+  /// Which launches run(step) enqueues: steps of equal kind enqueue the same kernels, so one
+  /// captured graph serves them all (LoSA: 0 at step 0, 1 after; SparseD: 0 for the full steps
+  /// before its switch, 1 at the switch, 2 after; dense and quest: always 0).
+  int step_kind(int step) const;
+
   /// Statistics of the last run for sequence `seq` (synchronises `stream`).
   StepStats last_stats(int seq, Stream stream = nullptr) const;
   /// The last run's choices for sequence `seq` in the CPU reference's form (synchronises; the

@@ -85,8 +85,6 @@ class CudaBackend final : public ModelBackend {
     if (!cache_) throw ArgumentError(function, "backend", "has no batch: call start() first");
   }
   int64_t rows() const { return static_cast<int64_t>(num_seqs_) * opt_.block_size; }
-  /// The step kind a sequence's next forward is: it selects the launches (and the graph).
-  int step_kind(int step) const;
   /// candidates: ids the device greedy pick considers (the sampler's vocab limit, or all).
   ForwardReport run_block(const int32_t* block_tokens, const uint8_t* take_part, bool commit, bool want_logits,
                           int64_t candidates = 0);
@@ -98,7 +96,7 @@ class CudaBackend final : public ModelBackend {
   void enqueue_mlp(int layer, int64_t rows);
   void prefill(int seq, const std::vector<int32_t>& tokens);
   void install_engine(std::unique_ptr<lc::AttentionEngine> engine);
-  void record_layer_decisions(int layer, const std::vector<int>& seqs);
+  void record_layer_decisions(int layer);
   void sample_on_host(const std::vector<int>& seqs, const Sampler& sampler, const SampleKey* keys,
                       TokenProposal* proposals);
 
@@ -325,20 +323,6 @@ void CudaBackend::begin_block() {
   for (int l = 0; l < cfg_.num_hidden_layers; ++l) states_[l].block_version = cache_->view(l).version;
 }
 
-int CudaBackend::step_kind(int step) const {
-  const ModeConfig& m = opt_.mode;
-  switch (m.mode) {
-    case Mode::dense:
-    case Mode::quest: return 0;
-    case Mode::losa: return step == 0 ? 0 : 1;
-    case Mode::sparsed: {
-      const int full = sparsed_full_steps(m);
-      return step < full - 1 ? 0 : (step == full - 1 ? 1 : 2);
-    }
-  }
-  return 0;
-}
-
 void CudaBackend::enqueue_block(int step, bool commit, bool want_logits) {
   const int B = opt_.block_size, S = num_seqs_, L = cfg_.num_hidden_layers;
   const int64_t R = rows(), H = cfg_.hidden_size;
@@ -360,7 +344,7 @@ void CudaBackend::enqueue_block(int step, bool commit, bool want_logits) {
     io.stats = stats_.as<int32_t>() + l * stats_per_layer;
     io.seq_mask = mask;
     if (backend_options_.attention) engine_->run(view, io, states_[l], step, stream_);
-    if (opt_.record_decisions) record_layer_decisions(l, {});
+    if (opt_.record_decisions) record_layer_decisions(l);
     if (commit) cache_->append(l, 0, S, io.k, io.v, B, stream_, mask);
     enqueue_mlp(l, R);
   }
@@ -377,7 +361,7 @@ void CudaBackend::enqueue_block(int step, bool commit, bool want_logits) {
   }
 }
 
-void CudaBackend::record_layer_decisions(int layer, const std::vector<int>&) {
+void CudaBackend::record_layer_decisions(int layer) {
   // Only outside graphs (a test option): the workspace holds the choices until the next layer.
   for (int s = 0; s < num_seqs_; ++s)
     decisions_[layer][s] = host_mask_[s] ? engine_->last_decisions(s, states_[layer], stream_) : StepDecisions{};
@@ -400,7 +384,7 @@ ForwardReport CudaBackend::run_block(const int32_t* block_tokens, const uint8_t*
   // Sequences whose step kinds differ (a commit after blocks of different lengths, under
   // SparseD) run in groups, one forward per kind; the rest sit out of each.
   std::map<int, std::vector<int>> by_kind;
-  for (int s : seqs) by_kind[step_kind(seq_step_[s])].push_back(s);
+  for (int s : seqs) by_kind[engine_->step_kind(seq_step_[s])].push_back(s);
   const int64_t stats_per_layer = int64_t{S} * (1 + Hk);
   std::vector<std::vector<StepStats>> layer_stats(L, std::vector<StepStats>(seqs.size()));
   LOSA_CUDA_CHECK(cudaMemcpyAsync(tokens_.data(), host_tokens_.data(), rows() * 4, cudaMemcpyHostToDevice, stream_));

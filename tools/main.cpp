@@ -7,6 +7,7 @@
 #include "demo.hpp"
 #include "generate.hpp"
 #include "losa/errors.hpp"
+#include "tasks.hpp"
 #include "tokenize.hpp"
 #ifdef LOSA_WITH_BENCH
 #include "bench.hpp"
@@ -44,6 +45,8 @@ int main(int argc, char** argv) {
 
   tools::TokenizeOptions tokenize;
   CLI::App* tokenize_cmd = tools::add_tokenize_command(app, tokenize);
+  tools::TasksOptions tasks;
+  CLI::App* tasks_cmd = tools::add_tasks_command(app, tasks);
   tools::GenerateFlags generate;
   CLI::App* generate_cmd = tools::add_generate_command(app, generate);
 
@@ -107,6 +110,8 @@ int main(int argc, char** argv) {
   }
   if (generate_cmd->parsed())
     return tools::run_reporting_errors(*generate_cmd, [&] { return tools::run_generate(generate); });
+  if (tasks_cmd->parsed())
+    return tools::run_reporting_errors(*tasks_cmd, [&] { return tools::run_tasks(tasks); });
   if (tokenize_cmd->parsed())
     return tools::run_reporting_errors(*tokenize_cmd, [&] { return tools::run_tokenize(*tokenize_cmd, tokenize); });
   if (bench_cmd->parsed() || bench_model_cmd->parsed()) {

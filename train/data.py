@@ -1,0 +1,169 @@
+"""Training rows for SDAR's block-diffusion objective, from `losa tasks --out` shards.
+
+One example (prompt P tokens, answer ending in eos, block size B; then further questions and
+answers about the same context) becomes, as decoding sees it (DESIGN.md section 6):
+  clean:  the prompt, the answer padded with eos to a block boundary (decoding stops after the
+          block holding eos), each further question and its padded answer (N tokens), positions
+          0..N-1, block-causal (a token sees its own block and every earlier one);
+  noisy:  a copy of the blocks from s = floor(P/B)*B on, positions s..N-1: read tokens (the
+          prompt's tail, questions) unmasked, answer tokens replaced by the mask token with
+          probability t ~ U(0, 1) drawn per block (at least one per block). A noisy token sees the
+          clean blocks before its own and the noisy tokens of its own block: exactly what a
+          denoising step computes from the cache and the block.
+The loss is cross-entropy at the masked noisy positions. Examples are packed into rows of a
+fixed length (each its own document, no attention across documents) so that every step has one
+shape.
+"""
+import struct
+
+import numpy as np
+import torch
+
+MASK = 1
+EOS = 0
+TASKS = ["single_needle", "multi_key", "multi_value", "chain", "frequent"]
+
+
+def read_shard(path):
+    """(vocab, [(task, [parts as int32 arrays])]) of a LOSATSK2 file (tools/tasks.cpp): parts are
+    prompt, answer, question, answer, ..."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    if raw[:8] != b"LOSATSK2":
+        raise ValueError(f"{path}: not a losa tasks shard (LOSATSK2)")
+    vocab, count = struct.unpack_from("<II", raw, 8)
+    off, out = 16, []
+    for _ in range(count):
+        task, n = struct.unpack_from("<II", raw, off)
+        lens = struct.unpack_from(f"<{n}I", raw, off + 8)
+        off += 8 + 4 * n
+        parts = []
+        for ln in lens:
+            parts.append(np.frombuffer(raw, dtype="<u2", count=ln, offset=off).astype(np.int32))
+            off += 2 * ln
+        out.append((task, parts))
+    return vocab, out
+
+
+def example_tokens(parts, block, rng):
+    """tokens, positions, block ids, noisy flags, targets (-100: no loss) of one example."""
+    pieces, generated = [], []
+    for i, part in enumerate(parts):
+        pieces.append(part)
+        generated.append(np.full(len(part), i % 2 == 1))
+        if i % 2 == 1:  # an answer: eos up to the block boundary
+            pad = -sum(len(p) for p in pieces) % block
+            pieces.append(np.full(pad, EOS, np.int32))
+            generated.append(np.ones(pad, bool))
+    full = np.concatenate(pieces)
+    gen_all = np.concatenate(generated)
+    n_clean = len(full)
+    P = len(parts[0])
+    start = (P // block) * block
+    noisy = full[start:].copy()
+    target = np.full(len(noisy), -100, np.int64)
+    gen = gen_all[start:]
+    for b0 in range(0, len(noisy), block):
+        sl = slice(b0, b0 + block)
+        cand = np.nonzero(gen[sl])[0] + b0
+        if len(cand) == 0:  # a block of question tokens only
+            continue
+        t = rng.random()
+        pick = cand[rng.random(len(cand)) < t]
+        if len(pick) == 0:
+            pick = cand[rng.integers(len(cand)):][:1]
+        target[pick] = noisy[pick]
+        noisy[pick] = MASK
+    tokens = np.concatenate([full, noisy])
+    positions = np.concatenate([np.arange(n_clean), np.arange(start, n_clean)])
+    is_noisy = np.concatenate([np.zeros(n_clean, bool), np.ones(len(noisy), bool)])
+    targets = np.concatenate([np.full(n_clean, -100, np.int64), target])
+    return tokens, positions, positions // block, is_noisy, targets
+
+
+class Row:
+    """One packed row: per-token arrays of fixed length."""
+
+    def __init__(self, length):
+        self.length = length
+        self.tokens = np.zeros(length, np.int64)
+        self.positions = np.zeros(length, np.int64)
+        self.blocks = np.zeros(length, np.int64)
+        self.noisy = np.zeros(length, bool)
+        self.docs = np.zeros(length, np.int64)
+        self.targets = np.full(length, -100, np.int64)
+        self.tasks = np.full(length, -1, np.int64)
+        self.used = 0
+        self.ndocs = 0
+
+    def add(self, parts, task):
+        n = len(parts[0])
+        if self.used + n > self.length:
+            return False
+        sl = slice(self.used, self.used + n)
+        self.tokens[sl], self.positions[sl], self.blocks[sl], self.noisy[sl], self.targets[sl] = parts
+        self.docs[sl] = self.ndocs
+        self.tasks[sl] = task
+        self.used += n
+        self.ndocs += 1
+        return True
+
+    def close(self):
+        # The unused tail: one more document of pad tokens that sees only itself, no loss.
+        sl = slice(self.used, self.length)
+        self.docs[sl] = self.ndocs
+        self.positions[sl] = np.arange(self.length - self.used)
+        self.blocks[sl] = 0
+        return self
+
+    def to(self, device):
+        t = lambda a: torch.from_numpy(a).to(device, non_blocking=True)
+        return dict(tokens=t(self.tokens), positions=t(self.positions), blocks=t(self.blocks),
+                    noisy=t(self.noisy), docs=t(self.docs), targets=t(self.targets), tasks=t(self.tasks))
+
+
+def pack_rows(examples, row_len, block_sizes, rng):
+    """Packs examples (task, parts) in order into rows of row_len tokens, each example
+    with a block size drawn from block_sizes."""
+    rows, row = [], Row(row_len)
+    for task, example_parts in examples:
+        parts = example_tokens(example_parts, int(rng.choice(block_sizes)), rng)
+        if len(parts[0]) > row_len:  # a long context with many answers: ask fewer questions
+            parts = example_tokens(example_parts[:2], int(rng.choice(block_sizes)), rng)
+            if len(parts[0]) > row_len:
+                raise ValueError(f"an example of {len(parts[0])} tokens does not fit a row of {row_len}")
+        if not row.add(parts, task):
+            rows.append(row.close())
+            row = Row(row_len)
+            row.add(parts, task)
+    if row.used:
+        rows.append(row.close())
+    return rows
+
+
+def mask_fn(docs, blocks, noisy):
+    """The attention rule of a row as a FlexAttention mask_mod (and for the dense fallback)."""
+
+    def mask_mod(b, h, q, kv):
+        same = docs[q] == docs[kv]
+        clean_q, clean_kv = ~noisy[q], ~noisy[kv]
+        clean_clean = clean_q & clean_kv & (blocks[kv] <= blocks[q])
+        noisy_clean = noisy[q] & clean_kv & (blocks[kv] < blocks[q])
+        noisy_noisy = noisy[q] & noisy[kv] & (blocks[kv] == blocks[q])
+        return same & (clean_clean | noisy_clean | noisy_noisy)
+
+    return mask_mod
+
+
+def dense_mask(row):
+    T = row["tokens"].shape[0]
+    q = torch.arange(T)[:, None]
+    kv = torch.arange(T)[None, :]
+    return mask_fn(row["docs"], row["blocks"], row["noisy"])(0, 0, q, kv)
+
+
+def block_mask(row):
+    from torch.nn.attention.flex_attention import create_block_mask
+    T = row["tokens"].shape[0]
+    return create_block_mask(mask_fn(row["docs"], row["blocks"], row["noisy"]), None, None, T, T,
+                             device=row["tokens"].device, _compile=True)

@@ -1,0 +1,156 @@
+"""The SDAR architecture (Qwen3 decoder, DESIGN.md section 6) in plain PyTorch, for training.
+
+Tensor names equal the Hugging Face checkpoint's, so `state_dict()` exports as an SDAR folder
+(export.py) that losa's runtime loads. The math equals Qwen3ForCausalLM's: RMSNorm in fp32,
+q/k RMSNorm per head before rotate-half RoPE, GQA, SwiGLU, no biases, untied lm_head; logits at
+position i predict token i (no shift). Attention takes an arbitrary mask (block-causal over clean
+blocks plus the noisy copy of the answer, see data.py): FlexAttention on the GPU, a dense boolean
+mask with SDPA elsewhere (small tests on the CPU).
+"""
+from dataclasses import dataclass, asdict
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+
+@dataclass
+class ModelShape:
+    vocab_size: int = 512
+    hidden_size: int = 256
+    intermediate_size: int = 768
+    num_hidden_layers: int = 6
+    num_attention_heads: int = 8
+    num_key_value_heads: int = 2
+    head_dim: int = 64
+    rms_norm_eps: float = 1e-6
+    rope_theta: float = 1_000_000.0
+
+    def to_dict(self):
+        return asdict(self)
+
+
+class RMSNorm(nn.Module):
+    def __init__(self, dim, eps):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(dim))
+        self.eps = eps
+
+    def forward(self, x):
+        dtype = x.dtype
+        x = x.float()
+        x = x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)
+        return self.weight * x.to(dtype)
+
+
+def rope_cos_sin(positions, head_dim, theta):
+    """cos, sin [T, head_dim] for rotate-half RoPE at integer positions [T]."""
+    inv_freq = 1.0 / (theta ** (torch.arange(0, head_dim, 2, device=positions.device, dtype=torch.float32) / head_dim))
+    freqs = positions.float()[:, None] * inv_freq[None, :]
+    emb = torch.cat([freqs, freqs], dim=-1)
+    return emb.cos(), emb.sin()
+
+
+def apply_rope(x, cos, sin):
+    # x [1, H, T, D]
+    half = x.shape[-1] // 2
+    rotated = torch.cat([-x[..., half:], x[..., :half]], dim=-1)
+    return (x * cos + rotated * sin).to(x.dtype)
+
+
+class Attention(nn.Module):
+    def __init__(self, s: ModelShape):
+        super().__init__()
+        self.s = s
+        self.q_proj = nn.Linear(s.hidden_size, s.num_attention_heads * s.head_dim, bias=False)
+        self.k_proj = nn.Linear(s.hidden_size, s.num_key_value_heads * s.head_dim, bias=False)
+        self.v_proj = nn.Linear(s.hidden_size, s.num_key_value_heads * s.head_dim, bias=False)
+        self.o_proj = nn.Linear(s.num_attention_heads * s.head_dim, s.hidden_size, bias=False)
+        self.q_norm = RMSNorm(s.head_dim, s.rms_norm_eps)
+        self.k_norm = RMSNorm(s.head_dim, s.rms_norm_eps)
+
+    def forward(self, x, cos, sin, mask):
+        s = self.s
+        T = x.shape[1]
+        q = self.q_norm(self.q_proj(x).view(1, T, s.num_attention_heads, s.head_dim)).transpose(1, 2)
+        k = self.k_norm(self.k_proj(x).view(1, T, s.num_key_value_heads, s.head_dim)).transpose(1, 2)
+        v = self.v_proj(x).view(1, T, s.num_key_value_heads, s.head_dim).transpose(1, 2)
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        if isinstance(mask, torch.Tensor):  # dense boolean [T, T]: SDPA (CPU tests)
+            group = s.num_attention_heads // s.num_key_value_heads
+            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None])
+        else:  # a FlexAttention BlockMask
+            o = flex_attention_compiled()(q, k, v, block_mask=mask, enable_gqa=True)
+        return self.o_proj(o.transpose(1, 2).reshape(1, T, -1))
+
+
+_flex = None
+
+
+def flex_attention_compiled():
+    global _flex
+    if _flex is None:
+        from torch.nn.attention.flex_attention import flex_attention
+        _flex = torch.compile(flex_attention, dynamic=False)
+    return _flex
+
+
+class MLP(nn.Module):
+    def __init__(self, s: ModelShape):
+        super().__init__()
+        self.gate_proj = nn.Linear(s.hidden_size, s.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(s.hidden_size, s.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(s.intermediate_size, s.hidden_size, bias=False)
+
+    def forward(self, x):
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class Layer(nn.Module):
+    def __init__(self, s: ModelShape):
+        super().__init__()
+        self.input_layernorm = RMSNorm(s.hidden_size, s.rms_norm_eps)
+        self.self_attn = Attention(s)
+        self.post_attention_layernorm = RMSNorm(s.hidden_size, s.rms_norm_eps)
+        self.mlp = MLP(s)
+
+    def forward(self, x, cos, sin, mask):
+        h = x + self.self_attn(self.input_layernorm(x), cos, sin, mask)
+        return h + self.mlp(self.post_attention_layernorm(h))
+
+
+class Backbone(nn.Module):
+    def __init__(self, s: ModelShape):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(s.vocab_size, s.hidden_size)
+        self.layers = nn.ModuleList([Layer(s) for _ in range(s.num_hidden_layers)])
+        self.norm = RMSNorm(s.hidden_size, s.rms_norm_eps)
+
+
+class SdarModel(nn.Module):
+    """Qwen3ForCausalLM's module tree: model.{embed_tokens,layers,norm}, lm_head."""
+
+    def __init__(self, s: ModelShape):
+        super().__init__()
+        self.shape = s
+        self.model = Backbone(s)
+        self.lm_head = nn.Linear(s.hidden_size, s.vocab_size, bias=False)
+        self.apply(self._init)
+
+    @staticmethod
+    def _init(m):
+        if isinstance(m, (nn.Linear, nn.Embedding)):
+            nn.init.normal_(m.weight, std=0.02)
+
+    def hidden(self, tokens, positions, mask):
+        """tokens, positions [T] -> final-norm hidden states [T, hidden]."""
+        s = self.shape
+        cos, sin = rope_cos_sin(positions, s.head_dim, s.rope_theta)
+        x = self.model.embed_tokens(tokens)[None]
+        for layer in self.model.layers:
+            x = layer(x, cos, sin, mask)
+        return self.model.norm(x)[0]
+
+    def forward(self, tokens, positions, mask):
+        return self.lm_head(self.hidden(tokens, positions, mask))

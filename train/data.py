@@ -10,7 +10,11 @@ answers about the same context) becomes, as decoding sees it (DESIGN.md section 
           probability t ~ U(0, 1) drawn per block (at least one per block). A noisy token sees the
           clean blocks before its own and the noisy tokens of its own block: exactly what a
           denoising step computes from the cache and the block.
-The loss is cross-entropy at the masked noisy positions. Examples are packed into rows of a
+With lm=True the noisy copy starts at position 0 instead: every block of the prompt is noised
+too (all its tokens are candidates) and predicted from the clean blocks before it, SDAR's
+pretraining objective. The filler repeats sentences, so this rewards copying from context
+everywhere and teaches the retrieval circuit far faster than the few answer tokens alone.
+The loss is cross-entropy at the masked noisy positions, answers and prompt averaged apart. Examples are packed into rows of a
 fixed length (each its own document, no attention across documents) so that every step has one
 shape.
 """
@@ -45,8 +49,9 @@ def read_shard(path):
     return vocab, out
 
 
-def example_tokens(parts, block, rng):
-    """tokens, positions, block ids, noisy flags, targets (-100: no loss) of one example."""
+def example_tokens(parts, block, rng, lm=False):
+    """tokens, positions, block ids, noisy flags, targets (-100: no loss), answer flags of one
+    example."""
     pieces, generated = [], []
     for i, part in enumerate(parts):
         pieces.append(part)
@@ -59,15 +64,17 @@ def example_tokens(parts, block, rng):
     gen_all = np.concatenate(generated)
     n_clean = len(full)
     P = len(parts[0])
-    start = (P // block) * block
+    start = 0 if lm else (P // block) * block
     noisy = full[start:].copy()
     target = np.full(len(noisy), -100, np.int64)
     gen = gen_all[start:]
     for b0 in range(0, len(noisy), block):
         sl = slice(b0, b0 + block)
         cand = np.nonzero(gen[sl])[0] + b0
-        if len(cand) == 0:  # a block of question tokens only
-            continue
+        if len(cand) == 0:  # a block of read tokens only: noised for the lm objective
+            if not lm:
+                continue
+            cand = np.arange(b0, min(b0 + block, len(noisy)))
         t = rng.random()
         pick = cand[rng.random(len(cand)) < t]
         if len(pick) == 0:
@@ -78,7 +85,8 @@ def example_tokens(parts, block, rng):
     positions = np.concatenate([np.arange(n_clean), np.arange(start, n_clean)])
     is_noisy = np.concatenate([np.zeros(n_clean, bool), np.ones(len(noisy), bool)])
     targets = np.concatenate([np.full(n_clean, -100, np.int64), target])
-    return tokens, positions, positions // block, is_noisy, targets
+    answers = np.concatenate([np.zeros(n_clean, bool), gen])
+    return tokens, positions, positions // block, is_noisy, targets, answers
 
 
 class Row:
@@ -92,6 +100,7 @@ class Row:
         self.noisy = np.zeros(length, bool)
         self.docs = np.zeros(length, np.int64)
         self.targets = np.full(length, -100, np.int64)
+        self.answers = np.zeros(length, bool)
         self.tasks = np.full(length, -1, np.int64)
         self.used = 0
         self.ndocs = 0
@@ -101,7 +110,8 @@ class Row:
         if self.used + n > self.length:
             return False
         sl = slice(self.used, self.used + n)
-        self.tokens[sl], self.positions[sl], self.blocks[sl], self.noisy[sl], self.targets[sl] = parts
+        (self.tokens[sl], self.positions[sl], self.blocks[sl], self.noisy[sl], self.targets[sl],
+         self.answers[sl]) = parts
         self.docs[sl] = self.ndocs
         self.tasks[sl] = task
         self.used += n
@@ -119,17 +129,19 @@ class Row:
     def to(self, device):
         t = lambda a: torch.from_numpy(a).to(device, non_blocking=True)
         return dict(tokens=t(self.tokens), positions=t(self.positions), blocks=t(self.blocks),
-                    noisy=t(self.noisy), docs=t(self.docs), targets=t(self.targets), tasks=t(self.tasks))
+                    noisy=t(self.noisy), docs=t(self.docs), targets=t(self.targets), answers=t(self.answers),
+                    tasks=t(self.tasks))
 
 
-def pack_rows(examples, row_len, block_sizes, rng):
+def pack_rows(examples, row_len, block_sizes, rng, lm_max_len=0):
     """Packs examples (task, parts) in order into rows of row_len tokens, each example
-    with a block size drawn from block_sizes."""
+    with a block size drawn from block_sizes; prompts up to lm_max_len tokens get the lm objective."""
     rows, row = [], Row(row_len)
     for task, example_parts in examples:
-        parts = example_tokens(example_parts, int(rng.choice(block_sizes)), rng)
+        lm = len(example_parts[0]) <= lm_max_len
+        parts = example_tokens(example_parts, int(rng.choice(block_sizes)), rng, lm)
         if len(parts[0]) > row_len:  # a long context with many answers: ask fewer questions
-            parts = example_tokens(example_parts[:2], int(rng.choice(block_sizes)), rng)
+            parts = example_tokens(example_parts[:2], int(rng.choice(block_sizes)), rng)  # no lm
             if len(parts[0]) > row_len:
                 raise ValueError(f"an example of {len(parts[0])} tokens does not fit a row of {row_len}")
         if not row.add(parts, task):

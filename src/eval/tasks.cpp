@@ -41,18 +41,29 @@ std::vector<int32_t> distinct_words(SplitMix64& rng, int count) {
   return words;
 }
 
-/// Exactly `length` tokens of sentences (6..14 words and a period) from the bigram chain.
+/// Exactly `length` tokens of sentences (6..14 words and a period) from the bigram chain; a
+/// quarter of the sentences repeat an earlier one, as text does, so that copying from context
+/// pays off everywhere in a training sequence and not only in the answers.
 std::vector<int32_t> filler(SplitMix64& rng, int64_t length) {
   std::vector<int32_t> out;
+  std::vector<size_t> starts;
   out.reserve(static_cast<size_t>(length) + 16);
   while (static_cast<int64_t>(out.size()) < length) {
-    int32_t w = random_word(rng);
-    const int64_t words = rng.between(6, 14);
-    for (int64_t i = 0; i < words; ++i) {
-      out.push_back(w);
-      w = successor(w, static_cast<int>(rng.below(kSuccessors)));
+    const size_t start = out.size();
+    if (starts.size() >= 3 && rng.below(4) == 0) {
+      const size_t pick = rng.below(starts.size());
+      const size_t from = starts[pick], to = pick + 1 < starts.size() ? starts[pick + 1] : start;
+      for (size_t i = from; i < to; ++i) out.push_back(out[i]);
+    } else {
+      int32_t w = random_word(rng);
+      const int64_t words = rng.between(6, 14);
+      for (int64_t i = 0; i < words; ++i) {
+        out.push_back(w);
+        w = successor(w, static_cast<int>(rng.below(kSuccessors)));
+      }
+      out.push_back(kPeriod);
     }
-    out.push_back(kPeriod);
+    starts.push_back(start);
   }
   out.resize(static_cast<size_t>(length));
   return out;
@@ -91,8 +102,8 @@ void shuffle(SplitMix64& rng, std::vector<T>& v) {
   for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);
 }
 
-Statement key_value(int32_t k1, int32_t k2, const std::vector<int32_t>& value) {
-  Statement s = {kKey, k1, k2, kIs};
+Statement key_value(int32_t key, const std::vector<int32_t>& value) {
+  Statement s = {kKey, key, kIs};
   s.insert(s.end(), value.begin(), value.end());
   s.push_back(kPeriod);
   return s;
@@ -105,57 +116,46 @@ std::vector<int32_t> random_words(SplitMix64& rng, int count) {
 }
 
 TaskExample needles(SplitMix64& rng, int64_t context_len, int num_needles, Task task, int max_questions) {
-  // Keys: the asked one first; distractors often share one of its words, so both must match.
-  std::vector<std::array<int32_t, 2>> keys;
-  while (static_cast<int>(keys.size()) < num_needles) {
-    std::array<int32_t, 2> k = {random_word(rng), random_word(rng)};
-    if (!keys.empty() && rng.below(2) == 0) k[rng.below(2)] = keys[0][rng.below(2)];
-    if (k[0] == k[1] || std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
-    keys.push_back(k);
-  }
+  // Keys: the asked one first. Values: 6 words.
+  const std::vector<int32_t> keys = distinct_words(rng, num_needles);
   std::vector<Statement> statements;
   std::vector<std::vector<int32_t>> values;
   for (size_t i = 0; i < keys.size(); ++i) {
     values.push_back(random_words(rng, 6));
-    statements.push_back(key_value(keys[i][0], keys[i][1], values.back()));
+    statements.push_back(key_value(keys[i], values.back()));
   }
   shuffle(rng, statements);
   TaskExample ex;
   ex.task = task;
-  ex.prompt = assemble(rng, context_len, statements, {kQuestion, kFind, keys[0][0], keys[0][1], kAnswer});
+  ex.prompt = assemble(rng, context_len, statements, {kQuestion, kFind, keys[0], kAnswer});
   ex.answer = values[0];
   for (size_t i = 1; i < keys.size() && static_cast<int>(i) < max_questions; ++i)
-    ex.more.push_back({{kQuestion, kFind, keys[i][0], keys[i][1], kAnswer}, values[i]});
+    ex.more.push_back({{kQuestion, kFind, keys[i], kAnswer}, values[i]});
   return ex;
 }
 
 TaskExample multi_value(SplitMix64& rng, int64_t context_len, int max_questions) {
   const int num_keys = static_cast<int>(rng.between(3, std::clamp<int64_t>(context_len / 64, 3, 7)));
-  std::vector<std::array<int32_t, 2>> keys;
-  while (static_cast<int>(keys.size()) < num_keys) {
-    std::array<int32_t, 2> k = {random_word(rng), random_word(rng)};
-    if (k[0] == k[1] || std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
-    keys.push_back(k);
-  }
+  const std::vector<int32_t> keys = distinct_words(rng, num_keys);
   // (key index, statement): the asked key three times, the others one to three times.
   std::vector<std::pair<size_t, Statement>> stated;
   for (size_t i = 0; i < keys.size(); ++i) {
     const int64_t times = i == 0 ? 3 : rng.between(1, 3);
-    for (int64_t t = 0; t < times; ++t) stated.emplace_back(i, key_value(keys[i][0], keys[i][1], random_words(rng, 2)));
+    for (int64_t t = 0; t < times; ++t) stated.emplace_back(i, key_value(keys[i], random_words(rng, 2)));
   }
   shuffle(rng, stated);
   std::vector<Statement> statements;
   std::vector<std::vector<int32_t>> values(keys.size());  // in order of appearance
   for (const auto& [key, s] : stated) {
     statements.push_back(s);
-    values[key].insert(values[key].end(), s.begin() + 4, s.end() - 1);
+    values[key].insert(values[key].end(), s.begin() + 3, s.end() - 1);
   }
   TaskExample ex;
   ex.task = Task::multi_value;
-  ex.prompt = assemble(rng, context_len, statements, {kQuestion, kValues, keys[0][0], keys[0][1], kAnswer});
+  ex.prompt = assemble(rng, context_len, statements, {kQuestion, kValues, keys[0], kAnswer});
   ex.answer = values[0];
   for (size_t i = 1; i < keys.size() && static_cast<int>(i) < max_questions; ++i)
-    ex.more.push_back({{kQuestion, kValues, keys[i][0], keys[i][1], kAnswer}, values[i]});
+    ex.more.push_back({{kQuestion, kValues, keys[i], kAnswer}, values[i]});
   return ex;
 }
 

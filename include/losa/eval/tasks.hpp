@@ -21,8 +21,8 @@
 namespace losa::eval {
 
 enum class Task {
-  single_needle,  ///< one "key k1 k2 is v1..v6 ." in the filler; "find k1 k2" -> v1..v6
-  multi_key,      ///< 4..12 such needles (keys often share a word; fewer below 576 tokens)
+  single_needle,  ///< one "key k is v1..v6 ." in the filler; "find k" -> v1..v6
+  multi_key,      ///< 4..12 such needles with distinct keys (fewer below 576 tokens)
   multi_value,    ///< one key stated 3 times with 2-word values, among other keys -> all 6 words
   chain,          ///< "link a to b ." statements of 2..5 chains; "chain s" -> the 4..6 hops from s
   frequent,       ///< "item w ." statements; "top" -> the 3 most frequent items, most frequent first

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Makes the build dependencies that Debian packages (nlohmann-json, CLI11: header-only; PCRE2,
+# Makes the build dependencies that Debian packages (nlohmann-json, CLI11, stb: header-only; PCRE2,
 # utf8proc: headers and static archives for the tokenizer) available without root: uses the
 # system's when installed, else downloads the Debian packages and unpacks them into .deps/root
 # (ignored by git). The GPU machine has no package access: this folder travels there with
@@ -10,7 +10,7 @@
 #                 them, to carry them
 set -euo pipefail
 cd "$(dirname "$0")/.."
-all=(nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev)
+all=(nlohmann-json3-dev libcli11-dev libpcre2-dev libutf8proc-dev libstb-dev)
 if [ "${1:-}" = "--tests" ]; then all+=(libgtest-dev); fi
 header_of() {
   case "$1" in
@@ -18,6 +18,7 @@ header_of() {
     libcli11-dev) echo CLI/CLI.hpp ;;
     libpcre2-dev) echo pcre2.h ;;
     libutf8proc-dev) echo utf8proc.h ;;
+    libstb-dev) echo stb/stb_image_write.h ;;
     libgtest-dev) echo gtest/gtest.h ;;
   esac
 }

@@ -1,8 +1,5 @@
 #include "generate.hpp"
 
-#ifdef LOSA_WITH_CUDA
-#include "losa/runtime/cuda_backend.hpp"
-#endif
 
 #include <cmath>
 #include <cstdio>
@@ -13,6 +10,7 @@
 #include <unistd.h>
 
 #include "answer_printer.hpp"
+#include "backend_choice.hpp"
 #include "cli_errors.hpp"
 #include "generate_prompts.hpp"
 #include "losa/errors.hpp"
@@ -171,15 +169,7 @@ nlohmann::json result_json(const GenerateFlags& f, const Weights& w, const Decod
 int generate(const GenerateFlags& f) {
   if (f.model_dir.empty() == f.random_weights.empty())
     bad_flag("--model", "or --random-weights: give exactly one of them");
-  if (f.device != "cpu" && f.device != "cuda") bad_flag("--device", "must be cpu or cuda, got '" + f.device + "'");
-#ifdef LOSA_WITH_CUDA
-  if (f.device == "cuda" && !cuda_backend_available())
-    bad_flag("--device", "cuda: no CUDA device is present here; use --device cpu");
-#else
-  if (f.device == "cuda")
-    bad_flag("--device", "cuda: this build has no CUDA backend (build with a CUDA toolkit, -DLOSA_CUDA=ON); "
-                         "use --device cpu");
-#endif
+  check_device_flag(f.device);
   const bool text = wants_text(f);
   std::optional<Tokenizer> tokenizer;
   std::optional<AnswerPrinter> printer;
@@ -200,12 +190,7 @@ int generate(const GenerateFlags& f) {
                               : load_checkpoint(f.model_dir);
   if (tokenizer) fit_tokenizer(*tokenizer, weights.config, f, options);
   resolve_options(options, weights.config);  // flag errors before any allocation
-#ifdef LOSA_WITH_CUDA
-  std::unique_ptr<ModelBackend> backend =
-      f.device == "cuda" ? make_cuda_backend(weights) : make_cpu_backend(weights, f.threads);
-#else
-  std::unique_ptr<ModelBackend> backend = make_cpu_backend(weights, f.threads);
-#endif
+  std::unique_ptr<ModelBackend> backend = make_backend(f.device, weights, f.threads);
   // A progress line would tear an answer streaming to the same terminal: ask with --progress.
   const bool streaming_to_terminal = text && prompts.size() == 1 && ::isatty(1);
   const bool show = f.progress || (::isatty(2) && !streaming_to_terminal);

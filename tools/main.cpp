@@ -7,6 +7,7 @@
 #include "demo.hpp"
 #include "generate.hpp"
 #include "losa/errors.hpp"
+#include "eval.hpp"
 #include "tasks.hpp"
 #include "tokenize.hpp"
 #ifdef LOSA_WITH_BENCH
@@ -47,6 +48,8 @@ int main(int argc, char** argv) {
   CLI::App* tokenize_cmd = tools::add_tokenize_command(app, tokenize);
   tools::TasksOptions tasks;
   CLI::App* tasks_cmd = tools::add_tasks_command(app, tasks);
+  tools::EvalFlags eval;
+  CLI::App* eval_cmd = tools::add_eval_command(app, eval);
   tools::GenerateFlags generate;
   CLI::App* generate_cmd = tools::add_generate_command(app, generate);
 
@@ -110,6 +113,12 @@ int main(int argc, char** argv) {
   }
   if (generate_cmd->parsed())
     return tools::run_reporting_errors(*generate_cmd, [&] { return tools::run_generate(generate); });
+  if (eval_cmd->parsed())
+    return tools::run_reporting_errors(*eval_cmd, [&] {
+      std::string command_line = "losa";
+      for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
+      return tools::run_eval(eval, command_line);
+    });
   if (tasks_cmd->parsed())
     return tools::run_reporting_errors(*tasks_cmd, [&] { return tools::run_tasks(tasks); });
   if (tokenize_cmd->parsed())

@@ -169,8 +169,8 @@ def mask_fn(docs, blocks, noisy):
 
 def dense_mask(row):
     T = row["tokens"].shape[0]
-    q = torch.arange(T)[:, None]
-    kv = torch.arange(T)[None, :]
+    q = torch.arange(T, device=row["tokens"].device)[:, None]
+    kv = torch.arange(T, device=row["tokens"].device)[None, :]
     return mask_fn(row["docs"], row["blocks"], row["noisy"])(0, 0, q, kv)
 
 

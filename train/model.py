@@ -75,7 +75,8 @@ class Attention(nn.Module):
         q = self.q_norm(self.q_proj(x).view(1, T, s.num_attention_heads, s.head_dim)).transpose(1, 2)
         k = self.k_norm(self.k_proj(x).view(1, T, s.num_key_value_heads, s.head_dim)).transpose(1, 2)
         v = self.v_proj(x).view(1, T, s.num_key_value_heads, s.head_dim).transpose(1, 2)
-        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+        # The norms return fp32 under autocast while v is bf16: attention gets one dtype.
+        q, k = apply_rope(q, cos, sin).to(v.dtype), apply_rope(k, cos, sin).to(v.dtype)
         if isinstance(mask, torch.Tensor):  # dense boolean [T, T]: SDPA (CPU tests)
             group = s.num_attention_heads // s.num_key_value_heads
             k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)

@@ -128,8 +128,8 @@ def main():
     ap.add_argument("--out", required=True, help="checkpoint prefix (parts .part0, .part1, ...)")
     ap.add_argument("--resume", default="", help="checkpoint prefix to resume from")
     ap.add_argument("--time-budget", type=float, default=540, help="seconds of training in this call")
-    ap.add_argument("--total-steps", type=int, default=8000, help="length of the learning-rate schedule")
-    ap.add_argument("--stages", default="2500:256:2048:34816,5000:512:8192:34816,100000:2048:32768:34816")
+    ap.add_argument("--total-steps", type=int, default=12000, help="length of the learning-rate schedule")
+    ap.add_argument("--stages", default="7000:256:1024:4096,10000:1024:16384:34816,100000:2048:32768:34816")
     ap.add_argument("--blocks", default="4,8,16,32")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--seed", type=int, default=1)
@@ -174,14 +174,15 @@ def main():
                        lm_max_len=args.lm_max_len)
     log = open(args.log, "a") if args.log else None
     warmup = 200
-    stats = {"loss": 0.0, "n": 0, "correct": np.zeros(len(TASKS)), "count": np.zeros(len(TASKS)), "tokens": 0}
+    stats = {"loss": 0.0, "lm_loss": 0.0, "n": 0, "correct": np.zeros(len(TASKS)), "count": np.zeros(len(TASKS)), "tokens": 0}
     t_last = time.time()
     while time.time() - t0 < args.time_budget:
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.total_steps))))
         for g in opt.param_groups:
             g["lr"] = lr
         row = source.next(step).to(device)
-        mask = dense_mask(row) if args.dense_mask else block_mask(row)
+        # Short rows: a dense mask with SDPA (cheap at this length); long rows: FlexAttention.
+        mask = dense_mask(row) if args.dense_mask or row["tokens"].numel() <= 8192 else block_mask(row)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
             hidden = model.hidden(row["tokens"], row["positions"], mask)
             sel = row["targets"] >= 0
@@ -190,7 +191,8 @@ def main():
         is_answer = row["answers"][sel]
         ce = F.cross_entropy(logits, targets, reduction="none")
         answer_loss = ce[is_answer].mean()
-        loss = answer_loss + (args.lm_weight * ce[~is_answer].mean() if (~is_answer).any() else 0.0)
+        lm_loss = ce[~is_answer].mean() if (~is_answer).any() else torch.zeros((), device=device)
+        loss = answer_loss + args.lm_weight * lm_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -204,19 +206,21 @@ def main():
                 stats["correct"][t] += right[m].sum().item()
                 stats["count"][t] += m.sum().item()
         stats["loss"] += answer_loss.item()
+        stats["lm_loss"] += lm_loss.item()
         stats["n"] += 1
         stats["tokens"] += row["tokens"].numel()
         if step % 50 == 0:
             dt = time.time() - t_last
             acc = {TASKS[t]: round(stats["correct"][t] / max(1, stats["count"][t]), 4) for t in range(len(TASKS))}
-            rec = {"step": step, "answer_loss": round(stats["loss"] / stats["n"], 4), "lr": lr,
+            rec = {"step": step, "answer_loss": round(stats["loss"] / stats["n"], 4),
+                   "lm_loss": round(stats["lm_loss"] / stats["n"], 4), "lr": lr,
                    "masked_token_accuracy": acc, "tokens_per_s": round(stats["tokens"] / dt),
                    "stage_max_len": stage_of(stages, step)[2], "elapsed_s": round(time.time() - t0, 1)}
             print(json.dumps(rec), flush=True)
             if log:
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
-            stats = {"loss": 0.0, "n": 0, "correct": np.zeros(len(TASKS)), "count": np.zeros(len(TASKS)), "tokens": 0}
+            stats = {"loss": 0.0, "lm_loss": 0.0, "n": 0, "correct": np.zeros(len(TASKS)), "count": np.zeros(len(TASKS)), "tokens": 0}
             t_last = time.time()
     save_checkpoint(args.out, model, opt, step, args)
     print(f"saved step {step} to {args.out}.part*", flush=True)

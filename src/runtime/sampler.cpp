@@ -8,18 +8,9 @@
 #include <vector>
 
 #include "losa/errors.hpp"
+#include "losa/random.hpp"
 
 namespace losa::runtime {
-namespace {
-
-uint64_t mix(uint64_t x) {  // splitmix64's finaliser
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
-}  // namespace
 
 void validate(const SamplerParams& p) {
   LOSA_CHECK_ARG(std::isfinite(p.temperature) && p.temperature >= 0.0, "temperature",
@@ -32,11 +23,11 @@ void validate(const SamplerParams& p) {
 Sampler::Sampler(const SamplerParams& params) : params_(params) { validate(params_); }
 
 double key_uniform(const SampleKey& k) {
-  uint64_t h = mix(k.seed);
-  h = mix(h ^ static_cast<uint64_t>(k.sequence));
-  h = mix(h ^ static_cast<uint64_t>(k.block));
-  h = mix(h ^ static_cast<uint64_t>(static_cast<uint32_t>(k.step)));
-  h = mix(h ^ static_cast<uint64_t>(static_cast<uint32_t>(k.position)));
+  uint64_t h = splitmix64_mix(k.seed);
+  h = splitmix64_mix(h ^ static_cast<uint64_t>(k.sequence));
+  h = splitmix64_mix(h ^ static_cast<uint64_t>(k.block));
+  h = splitmix64_mix(h ^ static_cast<uint64_t>(static_cast<uint32_t>(k.step)));
+  h = splitmix64_mix(h ^ static_cast<uint64_t>(static_cast<uint32_t>(k.position)));
   return static_cast<double>(h >> 11) * 0x1.0p-53;
 }
 

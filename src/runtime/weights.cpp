@@ -9,24 +9,18 @@
 #include <unistd.h>
 
 #include "losa/errors.hpp"
+#include "losa/random.hpp"
 #include "assemble_weights.hpp"
 #include "parallel.hpp"
 
 namespace losa::runtime {
 namespace {
 
-uint64_t splitmix64(uint64_t x) {
-  x += 0x9e3779b97f4a7c15ull;
-  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
-  x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
-  return x ^ (x >> 31);
-}
-
 // A standard normal value that depends only on (seed, tensor, element): Box-Muller on two
 // uniforms from a counter hash, so generation is parallel and independent of thread count.
 float counter_normal(uint64_t seed, uint64_t tensor, uint64_t element) {
-  const uint64_t h1 = splitmix64(seed ^ splitmix64(tensor * 0x100000001b3ull ^ splitmix64(element)));
-  const uint64_t h2 = splitmix64(h1);
+  const uint64_t h1 = splitmix64_mix(seed ^ splitmix64_mix(tensor * 0x100000001b3ull ^ splitmix64_mix(element)));
+  const uint64_t h2 = splitmix64_mix(h1);
   const double u1 = (static_cast<double>(h1 >> 11) + 1.0) * 0x1.0p-53;  // (0, 1]
   const double u2 = static_cast<double>(h2 >> 11) * 0x1.0p-53;          // [0, 1)
   return static_cast<float>(std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));

@@ -5,17 +5,17 @@
 #include <cmath>
 
 #include "losa/errors.hpp"
+#include "losa/random.hpp"
 
 namespace losa {
 namespace {
 
 constexpr int kMinSegment = 32, kMaxSegment = 512, kAppendChunk = 1024;
 
-uint64_t splitmix64(uint64_t& state) {
-  uint64_t z = (state += 0x9e3779b97f4a7c15ull);
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
+uint64_t splitmix64(uint64_t& state) {  // one draw of the stream (SplitMix64::next's sequence)
+  const uint64_t out = splitmix64_mix(state);
+  state += 0x9e3779b97f4a7c15ull;
+  return out;
 }
 
 }  // namespace

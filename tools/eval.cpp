@@ -1,0 +1,234 @@
+#include "eval.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "backend_choice.hpp"
+#include "cli_errors.hpp"
+#include "losa/eval/evaluate.hpp"
+#include "losa/runtime/strategies.hpp"
+#include "plot.hpp"
+
+namespace losa::tools {
+
+std::vector<eval::Task> parse_tasks(const std::vector<std::string>& names, const char* flag);  // tasks.cpp
+
+namespace {
+
+using eval::EvalRecord;
+
+void print_progress(const eval::EvalProgress& p) {
+  const int width = 30;
+  const double share = p.total ? static_cast<double>(p.done) / static_cast<double>(p.total) : 1.0;
+  const int filled = static_cast<int>(share * width);
+  const double eta = p.done ? p.seconds / static_cast<double>(p.done) * static_cast<double>(p.total - p.done) : 0.0;
+  std::fprintf(stderr, "\r[%s%s] %lld/%lld prompts, %.0fs, ETA %.0fs: %-48s", std::string(filled, '#').c_str(),
+               std::string(width - filled, '.').c_str(), static_cast<long long>(p.done),
+               static_cast<long long>(p.total), p.seconds, eta, p.current.c_str());
+  if (p.done == p.total) std::fprintf(stderr, "\n");
+}
+
+std::string variant_label(const EvalRecord& r) {
+  std::string label = r.mode;
+  if (!r.options.empty()) label += " " + r.options;
+  return label;
+}
+
+/// Per length and variant: accuracy per task and the means, as one table a length.
+void print_tables(const std::vector<EvalRecord>& records, const std::vector<std::string>& tasks) {
+  std::map<int64_t, std::vector<const EvalRecord*>> by_length;
+  for (const EvalRecord& r : records) by_length[r.context_len].push_back(&r);
+  for (const auto& [len, rows] : by_length) {
+    std::printf("\n== context %lld tokens (block %d, %d steps): accuracy %% per task\n", static_cast<long long>(len),
+                rows.front()->block_size, rows.front()->steps);
+    std::printf("%-34s %6s", "mode", "budget");
+    for (const std::string& t : tasks) std::printf(" %13.13s", t.c_str());
+    std::printf(" %7s %8s %7s %10s\n", "mean", "density", "active", "us/block");
+    for (size_t i = 0; i < rows.size(); i += tasks.size()) {
+      const EvalRecord& head = *rows[i];
+      std::printf("%-34s %6s", variant_label(head).c_str(),
+                  head.budget_tokens ? std::to_string(head.budget_tokens).c_str() : "-");
+      double acc = 0, density = 0, active = 0, us = 0;
+      for (size_t t = 0; t < tasks.size(); ++t) {
+        const EvalRecord& r = *rows[i + t];
+        std::printf(" %13.1f", 100.0 * r.accuracy);
+        acc += r.accuracy;
+        density += r.density;
+        active += r.active_tokens;
+        us += r.time_per_block_us;
+      }
+      const double n = static_cast<double>(tasks.size());
+      std::printf(" %7.1f %7.1f%% %7.2f %10.1f\n", 100.0 * acc / n, 100.0 * density / n, active / n, us / n);
+    }
+  }
+}
+
+/// One panel per length: mean accuracy over the tasks against the budget, a line per mode and
+/// option set; dense is flat (it has no budget).
+std::vector<PlotPanel> accuracy_panels(const std::vector<EvalRecord>& records, const std::vector<int>& budgets) {
+  std::map<int64_t, std::map<std::string, std::map<int, std::pair<double, int>>>> acc;  // len, label, budget
+  for (const EvalRecord& r : records) {
+    // SparseD's select share follows the budget: one line for all of them.
+    const std::string label = r.mode == "sparsed" ? r.mode + " " + r.options.substr(r.options.find("skip=")) : variant_label(r);
+    auto& cell = acc[r.context_len][label][r.budget_tokens];
+    cell.first += r.accuracy;
+    cell.second += 1;
+  }
+  std::vector<PlotPanel> panels;
+  for (const auto& [len, labels] : acc) {
+    PlotPanel p;
+    p.title = "context " + std::to_string(len) + " tokens";
+    p.x_label = "token budget";
+    p.y_label = "accuracy";
+    p.log2_x = true;
+    p.y_min = 0.0;
+    p.y_max = 1.0;
+    for (const auto& [label, cells] : labels) {  // label: the series (options fixed across budgets)
+      PlotSeries s;
+      s.label = label;
+      if (cells.size() == 1 && cells.begin()->first == 0) {  // dense: a flat line over the budgets
+        for (int b : budgets) {
+          s.x.push_back(b);
+          s.y.push_back(cells.begin()->second.first / cells.begin()->second.second);
+        }
+      } else {
+        for (const auto& [budget, sum] : cells) {
+          s.x.push_back(budget);
+          s.y.push_back(sum.first / sum.second);
+        }
+      }
+      p.series.push_back(s);
+    }
+    panels.push_back(p);
+  }
+  return panels;
+}
+
+nlohmann::json records_json(const std::vector<EvalRecord>& records) {
+  nlohmann::json out = nlohmann::json::array();
+  for (const EvalRecord& r : records)
+    out.push_back({{"task", r.task},
+                   {"mode", r.mode},
+                   {"options", r.options},
+                   {"budget_tokens", r.budget_tokens},
+                   {"context_len", r.context_len},
+                   {"accuracy", r.accuracy},
+                   {"samples", r.samples},
+                   {"density", r.density},
+                   {"active_tokens", r.active_tokens},
+                   {"time_per_block_us", r.time_per_block_us},
+                   {"block_size", r.block_size},
+                   {"steps", r.steps},
+                   {"generated", r.generated}});
+  return out;
+}
+
+}  // namespace
+
+CLI::App* add_eval_command(CLI::App& app, EvalFlags& f) {
+  CLI::App* c = app.add_subcommand(
+      "eval", "Decode the long-context task suite (losa tasks) with a model in every attention mode and "
+              "option set; print accuracy, density, active tokens and time per block; write JSON and a PNG.");
+  c->add_option("--model", f.model_dir, "model folder (config.json, safetensors) trained on the suite")->required();
+  c->add_option("--device", f.device, "cpu or cuda (default: cuda where present)");
+  c->add_option("--threads", f.threads, "CPU threads (0: all cores)")->capture_default_str();
+  c->add_option("--tasks", f.tasks, "tasks, or all")->capture_default_str();
+  c->add_option("--lengths", f.lengths, "context lengths (tokens)")->capture_default_str();
+  c->add_option("--samples", f.samples, "examples per task and length")->capture_default_str();
+  c->add_option("--seed", f.seed, "example seed")->capture_default_str();
+  c->add_option("--modes", f.modes, "dense quest losa sparsed")->capture_default_str();
+  c->add_option("--budgets", f.budgets, "token budgets of quest, losa, sparsed")->capture_default_str();
+  c->add_option("--k-active", f.k_actives, "LoSA top-k active-token variants")->capture_default_str();
+  c->add_option("--tau", f.taus, "LoSA change-share variants")->capture_default_str();
+  c->add_option("--skip", f.skip, "SparseD full-step fraction")->capture_default_str();
+  c->add_option("--block-size", f.block_size, "block size B")->capture_default_str();
+  c->add_option("--steps", f.steps, "denoising steps per block (0: B)")->capture_default_str();
+  c->add_option("--strategy", f.strategy, "sequential, low_confidence_static, low_confidence_dynamic")
+      ->capture_default_str();
+  c->add_option("--threshold", f.threshold, "low_confidence_dynamic's threshold")->capture_default_str();
+  c->add_option("--batch", f.batch, "prompts decoded together")->capture_default_str();
+  c->add_option("--json", f.json_path, "write the records here");
+  c->add_option("--png", f.png_path, "write the accuracy plot here");
+  c->add_flag("--progress", f.progress, "show the progress bar even when stderr is not a terminal");
+  return c;
+}
+
+int run_eval(const EvalFlags& f, const std::string& command_line) {
+  const std::string device = f.device.empty() ? default_device() : f.device;
+  check_device_flag(device);
+  const std::vector<eval::Task> tasks = parse_tasks(f.tasks, "--tasks");
+  eval::VariantGrid grid;
+  grid.modes.clear();
+  for (const std::string& m : f.modes) grid.modes.push_back(parse_mode(m));
+  grid.budgets = f.budgets;
+  grid.k_actives = f.k_actives;
+  grid.taus = f.taus;
+  grid.sparsed_skip = f.skip;
+  if (grid.modes.empty()) bad_flag("--modes", "names no mode");
+  for (int b : f.budgets)
+    if (b <= 0) bad_flag("--budgets", "must be > 0, got " + std::to_string(b));
+  for (int64_t len : f.lengths)
+    if (len < eval::min_context_len(tasks[0]) || len > (int64_t{1} << 20))
+      bad_flag("--lengths", "must be in " + std::to_string(eval::min_context_len(tasks[0])) + "..1048576, got " +
+                                std::to_string(len));
+  if (f.block_size < 1 || f.block_size > 64) bad_flag("--block-size", "must be in 1..64, got " + std::to_string(f.block_size));
+  if (f.steps < 0 || f.steps > f.block_size)
+    bad_flag("--steps", "must be in 0..--block-size, got " + std::to_string(f.steps));
+
+  eval::EvalOptions options;
+  options.tasks = tasks;
+  options.lengths = f.lengths;
+  options.samples = f.samples;
+  options.seed = f.seed;
+  options.batch = f.batch;
+  options.decode.block_size = f.block_size;
+  options.decode.steps = f.steps ? f.steps : f.block_size;
+  options.decode.strategy = runtime::parse_strategy(f.strategy);
+  options.decode.threshold = f.threshold;
+
+  std::ofstream json_out;
+  if (!f.json_path.empty()) json_out = open_output(f.json_path, "--json");
+  if (!f.png_path.empty()) open_output(f.png_path, "--png").close();  // unwritable: fail before the work
+
+  const runtime::Weights weights = runtime::load_checkpoint(f.model_dir);
+  if (weights.config.vocab_size < eval::TaskVocab::size)
+    bad_flag("--model", "has vocab_size " + std::to_string(weights.config.vocab_size) + "; the task suite needs " +
+                            std::to_string(eval::TaskVocab::size));
+  for (int64_t len : f.lengths) make_variants(grid, len);  // flag errors before loading the backend
+  std::unique_ptr<runtime::ModelBackend> backend = make_backend(device, weights, f.threads);
+
+  const bool show = f.progress || ::isatty(2);
+  const std::vector<EvalRecord> records = eval::evaluate(
+      *backend, options, [&](int64_t len) { return eval::make_variants(grid, len); },
+      show ? std::function<void(const eval::EvalProgress&)>(print_progress) : nullptr);
+
+  std::vector<std::string> task_names;
+  for (eval::Task t : tasks) task_names.push_back(eval::task_name(t));
+  print_tables(records, task_names);
+  if (json_out.is_open()) {
+    const nlohmann::json doc = {{"command", command_line},
+                                {"model", f.model_dir},
+                                {"device", device},
+                                {"block_size", options.decode.block_size},
+                                {"steps", options.decode.steps},
+                                {"strategy", f.strategy},
+                                {"threshold", f.threshold},
+                                {"samples_per_task", f.samples},
+                                {"seed", f.seed},
+                                {"records", records_json(records)}};
+    json_out << doc.dump(1) << "\n";
+    close_output(json_out, f.json_path, "--json");
+    std::fprintf(stderr, "wrote %s\n", f.json_path.c_str());
+  }
+  if (!f.png_path.empty()) {
+    write_line_chart_png(accuracy_panels(records, f.budgets), f.png_path);
+    std::fprintf(stderr, "wrote %s\n", f.png_path.c_str());
+  }
+  return 0;
+}
+
+}  // namespace losa::tools

@@ -12,10 +12,9 @@
 #include "losa/eval/evaluate.hpp"
 #include "losa/runtime/strategies.hpp"
 #include "plot.hpp"
+#include "tasks.hpp"
 
 namespace losa::tools {
-
-std::vector<eval::Task> parse_tasks(const std::vector<std::string>& names, const char* flag);  // tasks.cpp
 
 namespace {
 

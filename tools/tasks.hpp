@@ -6,7 +6,12 @@
 #include <string>
 #include <vector>
 
+#include "losa/eval/tasks.hpp"
+
 namespace losa::tools {
+
+/// --tasks values ("all" or task names) as tasks; FlagError naming `flag` when none or unknown.
+std::vector<eval::Task> parse_tasks(const std::vector<std::string>& names, const char* flag);
 
 struct TasksOptions {
   std::vector<std::string> tasks = {"all"};

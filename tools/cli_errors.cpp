@@ -14,8 +14,10 @@ namespace {
 // --block-size in `losa generate`.
 const std::map<std::string, std::vector<std::string>>& flags_by_argument() {
   static const std::map<std::string, std::vector<std::string>> table = {
+      {"batch", {"--batch"}},
       {"block_size", {"--block", "--block-size"}},
       {"budget_tokens", {"--budget"}},
+      {"budgets", {"--budgets"}},
       {"capacity_tokens", {"--max-new-tokens"}},  // the KV cache is sized from it
       {"changing_tokens", {"--changing"}},
       {"config", {"--random-weights"}},
@@ -24,9 +26,10 @@ const std::map<std::string, std::vector<std::string>>& flags_by_argument() {
       {"head_dim", {"--head-dim"}},
       {"k_active", {"--k-active"}},
       {"kv_dtype", {"--kv-dtype", "--dtype"}},
+      {"lengths", {"--lengths"}},
       {"mask_token_id", {"--mask-id"}},
       {"max_new_tokens", {"--max-new-tokens"}},
-      {"mode", {"--mode"}},
+      {"mode", {"--mode", "--modes"}},
       {"num_kv_heads", {"--kv-heads"}},
       {"num_q_heads", {"--q-heads"}},
       {"num_threads", {"--threads"}},
@@ -34,6 +37,7 @@ const std::map<std::string, std::vector<std::string>>& flags_by_argument() {
       {"prefill_chunk", {"--prefill-chunk"}},
       {"prefix_len", {"--prefix-len"}},
       {"prompts", {"--tokens"}},
+      {"samples", {"--samples"}},
       {"sparsed_select", {"--select"}},
       {"sparsed_skip", {"--skip"}},
       {"steps", {"--steps"}},

@@ -5,6 +5,7 @@
 
 #include "cli_errors.hpp"
 #include "demo.hpp"
+#include "demo_model.hpp"
 #include "generate.hpp"
 #include "losa/errors.hpp"
 #include "eval.hpp"
@@ -43,6 +44,12 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--select", demo.sparsed_select, "SparseD page fraction kept")->capture_default_str();
   demo_cmd->add_option("--seed", demo.workload.seed, "random seed")->capture_default_str();
   demo_cmd->add_option("--json", demo.json_path, "write results as JSON to this file");
+  tools::ModelDemoOptions model_demo;
+  demo_cmd->add_option("--model", model_demo.model_dir,
+                       "a model trained on the task suite (losa tasks): decode one prompt per task in every mode "
+                       "instead of the synthetic workload (--context, --budget, --block, --seed, --device apply)");
+  demo_cmd->add_option("--context", model_demo.context_len, "with --model: prompt tokens (0: 8192 on a GPU, 1024 on a CPU)");
+  demo_cmd->add_option("--device", model_demo.device, "with --model: cpu or cuda (default: cuda where present)");
 
   tools::TokenizeOptions tokenize;
   CLI::App* tokenize_cmd = tools::add_tokenize_command(app, tokenize);
@@ -174,6 +181,13 @@ int main(int argc, char** argv) {
 #endif
     });
   }
+  if (!model_demo.model_dir.empty())
+    return tools::run_reporting_errors(*demo_cmd, [&] {
+      model_demo.budget_tokens = demo.budget_tokens;
+      model_demo.block_size = demo.workload.shape.block_size;
+      model_demo.seed = demo.workload.seed;
+      return tools::run_model_demo(model_demo);
+    });
   return tools::run_reporting_errors(*demo_cmd, [&] {  // the default command
     demo.workload.dtype = parse_dtype(dtype, "--dtype");
     return tools::run_demo(demo);

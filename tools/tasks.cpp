@@ -61,6 +61,8 @@ int run_tasks(const TasksOptions& o) {
                               std::to_string(o.min_len));
   if (o.max_len < o.min_len || o.max_len > 65535 * 16)
     bad_flag("--max-len", "must be in --min-len..1048560, got " + std::to_string(o.max_len));
+  // Example seeds (seed << 32) + i keep the top bit clear: losa eval's seeds set it (eval_seed).
+  if (o.seed >= (uint64_t{1} << 31)) bad_flag("--seed", "must be below 2^31, got " + std::to_string(o.seed));
   if (o.questions < 1 || o.questions > 64) bad_flag("--questions", "must be in 1..64, got " + std::to_string(o.questions));
   std::ofstream out;
   if (!o.out.empty()) {

@@ -120,12 +120,11 @@ int main(int argc, char** argv) {
   }
   if (generate_cmd->parsed())
     return tools::run_reporting_errors(*generate_cmd, [&] { return tools::run_generate(generate); });
+  // What the results files record as the command that made them.
+  std::string command_line = "losa";
+  for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
   if (eval_cmd->parsed())
-    return tools::run_reporting_errors(*eval_cmd, [&] {
-      std::string command_line = "losa";
-      for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
-      return tools::run_eval(eval, command_line);
-    });
+    return tools::run_reporting_errors(*eval_cmd, [&] { return tools::run_eval(eval, command_line); });
   if (tasks_cmd->parsed())
     return tools::run_reporting_errors(*tasks_cmd, [&] { return tools::run_tasks(tasks); });
   if (tokenize_cmd->parsed())
@@ -134,8 +133,6 @@ int main(int argc, char** argv) {
     const CLI::App& command = bench_cmd->parsed() ? *bench_cmd : *bench_model_cmd;
     return tools::run_reporting_errors(command, [&]() -> int {
 #ifdef LOSA_WITH_BENCH
-      std::string command_line = "losa";
-      for (int i = 1; i < argc; ++i) command_line += std::string(" ") + argv[i];
       if (bench_cmd->parsed()) {
         if (quick) {
           bench.prefix_lens = {8192};

@@ -93,6 +93,12 @@ class RowSource:
                 return r
 
 
+def fresh_stats():
+    """Sums over the steps between two log lines."""
+    return {"loss": 0.0, "lm_loss": 0.0, "n": 0, "correct": np.zeros(len(TASKS)), "count": np.zeros(len(TASKS)),
+            "tokens": 0}
+
+
 def save_checkpoint(path_prefix, model, opt, step, args):
     state = {
         "model": model.state_dict(),
@@ -174,7 +180,7 @@ def main():
                        lm_max_len=args.lm_max_len)
     log = open(args.log, "a") if args.log else None
     warmup = 200
-    stats = {"loss": 0.0, "lm_loss": 0.0, "n": 0, "correct": np.zeros(len(TASKS)), "count": np.zeros(len(TASKS)), "tokens": 0}
+    stats = fresh_stats()
     t_last = time.time()
     while time.time() - t0 < args.time_budget:
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.total_steps))))
@@ -220,7 +226,7 @@ def main():
             if log:
                 log.write(json.dumps(rec) + "\n")
                 log.flush()
-            stats = {"loss": 0.0, "lm_loss": 0.0, "n": 0, "correct": np.zeros(len(TASKS)), "count": np.zeros(len(TASKS)), "tokens": 0}
+            stats = fresh_stats()
             t_last = time.time()
     save_checkpoint(args.out, model, opt, step, args)
     print(f"saved step {step} to {args.out}.part*", flush=True)

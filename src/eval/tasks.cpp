@@ -1,7 +1,6 @@
 #include "losa/eval/tasks.hpp"
 
 #include <algorithm>
-#include <array>
 #include <stdexcept>
 
 #include "losa/errors.hpp"
@@ -109,6 +108,17 @@ Statement key_value(int32_t key, const std::vector<int32_t>& value) {
   return s;
 }
 
+/// The example of the first question (asked at the end of the prompt), with up to
+/// max_questions - 1 of the others after it.
+TaskExample ask(Task task, std::vector<int32_t> prompt, const std::vector<QuestionAnswer>& asked, int max_questions) {
+  TaskExample ex;
+  ex.task = task;
+  ex.prompt = std::move(prompt);
+  ex.answer = asked[0].answer;
+  for (size_t i = 1; i < asked.size() && static_cast<int>(i) < max_questions; ++i) ex.more.push_back(asked[i]);
+  return ex;
+}
+
 std::vector<int32_t> random_words(SplitMix64& rng, int count) {
   std::vector<int32_t> v(static_cast<size_t>(count));
   for (int32_t& w : v) w = random_word(rng);
@@ -119,19 +129,13 @@ TaskExample needles(SplitMix64& rng, int64_t context_len, int num_needles, Task 
   // Keys: the asked one first. Values: 6 words.
   const std::vector<int32_t> keys = distinct_words(rng, num_needles);
   std::vector<Statement> statements;
-  std::vector<std::vector<int32_t>> values;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    values.push_back(random_words(rng, 6));
-    statements.push_back(key_value(keys[i], values.back()));
+  std::vector<QuestionAnswer> asked;
+  for (int32_t key : keys) {
+    asked.push_back({{kQuestion, kFind, key, kAnswer}, random_words(rng, 6)});
+    statements.push_back(key_value(key, asked.back().answer));
   }
   shuffle(rng, statements);
-  TaskExample ex;
-  ex.task = task;
-  ex.prompt = assemble(rng, context_len, statements, {kQuestion, kFind, keys[0], kAnswer});
-  ex.answer = values[0];
-  for (size_t i = 1; i < keys.size() && static_cast<int>(i) < max_questions; ++i)
-    ex.more.push_back({{kQuestion, kFind, keys[i], kAnswer}, values[i]});
-  return ex;
+  return ask(task, assemble(rng, context_len, statements, asked[0].question), asked, max_questions);
 }
 
 TaskExample multi_value(SplitMix64& rng, int64_t context_len, int max_questions) {
@@ -145,18 +149,13 @@ TaskExample multi_value(SplitMix64& rng, int64_t context_len, int max_questions)
   }
   shuffle(rng, stated);
   std::vector<Statement> statements;
-  std::vector<std::vector<int32_t>> values(keys.size());  // in order of appearance
+  std::vector<QuestionAnswer> asked;  // values in order of appearance
+  for (int32_t key : keys) asked.push_back({{kQuestion, kValues, key, kAnswer}, {}});
   for (const auto& [key, s] : stated) {
     statements.push_back(s);
-    values[key].insert(values[key].end(), s.begin() + 3, s.end() - 1);
+    asked[key].answer.insert(asked[key].answer.end(), s.begin() + 3, s.end() - 1);
   }
-  TaskExample ex;
-  ex.task = Task::multi_value;
-  ex.prompt = assemble(rng, context_len, statements, {kQuestion, kValues, keys[0], kAnswer});
-  ex.answer = values[0];
-  for (size_t i = 1; i < keys.size() && static_cast<int>(i) < max_questions; ++i)
-    ex.more.push_back({{kQuestion, kValues, keys[i], kAnswer}, values[i]});
-  return ex;
+  return ask(Task::multi_value, assemble(rng, context_len, statements, asked[0].question), asked, max_questions);
 }
 
 TaskExample chain(SplitMix64& rng, int64_t context_len, int max_questions) {
@@ -177,12 +176,7 @@ TaskExample chain(SplitMix64& rng, int64_t context_len, int max_questions) {
     at += static_cast<size_t>(h_count) + 1;
   }
   shuffle(rng, statements);
-  TaskExample ex;
-  ex.task = Task::chain;
-  ex.prompt = assemble(rng, context_len, statements, asked[0].question);
-  ex.answer = asked[0].answer;
-  for (size_t i = 1; i < asked.size() && static_cast<int>(i) < max_questions; ++i) ex.more.push_back(asked[i]);
-  return ex;
+  return ask(Task::chain, assemble(rng, context_len, statements, asked[0].question), asked, max_questions);
 }
 
 TaskExample frequent(SplitMix64& rng, int64_t context_len) {

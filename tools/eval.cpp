@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <map>
@@ -170,10 +171,11 @@ int run_eval(const EvalFlags& f, const std::string& command_line) {
   if (grid.modes.empty()) bad_flag("--modes", "names no mode");
   for (int b : f.budgets)
     if (b <= 0) bad_flag("--budgets", "must be > 0, got " + std::to_string(b));
+  int64_t shortest = 0;  // every task runs at every length
+  for (eval::Task t : tasks) shortest = std::max(shortest, eval::min_context_len(t));
   for (int64_t len : f.lengths)
-    if (len < eval::min_context_len(tasks[0]) || len > (int64_t{1} << 20))
-      bad_flag("--lengths", "must be in " + std::to_string(eval::min_context_len(tasks[0])) + "..1048576, got " +
-                                std::to_string(len));
+    if (len < shortest || len > (int64_t{1} << 20))
+      bad_flag("--lengths", "must be in " + std::to_string(shortest) + "..1048576, got " + std::to_string(len));
   if (f.block_size < 1 || f.block_size > 64) bad_flag("--block-size", "must be in 1..64, got " + std::to_string(f.block_size));
   if (f.steps < 0 || f.steps > f.block_size)
     bad_flag("--steps", "must be in 0..--block-size, got " + std::to_string(f.steps));

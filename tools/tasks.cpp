@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <iostream>
 
 #include "cli_errors.hpp"
@@ -56,9 +57,10 @@ CLI::App* add_tasks_command(CLI::App& app, TasksOptions& o) {
 int run_tasks(const TasksOptions& o) {
   const std::vector<Task> tasks = parse_tasks(o.tasks, "--tasks");
   if (o.count < 1 || o.count > (int64_t{1} << 31)) bad_flag("--count", "must be in 1..2^31, got " + std::to_string(o.count));
-  if (o.min_len < eval::min_context_len(tasks[0]))
-    bad_flag("--min-len", "must be >= " + std::to_string(eval::min_context_len(tasks[0])) + ", got " +
-                              std::to_string(o.min_len));
+  int64_t shortest = std::numeric_limits<int64_t>::max();
+  for (Task t : tasks) shortest = std::min(shortest, eval::min_context_len(t));
+  if (o.min_len < shortest)
+    bad_flag("--min-len", "must be >= " + std::to_string(shortest) + ", got " + std::to_string(o.min_len));
   if (o.max_len < o.min_len || o.max_len > 65535 * 16)
     bad_flag("--max-len", "must be in --min-len..1048560, got " + std::to_string(o.max_len));
   // Example seeds (seed << 32) + i keep the top bit clear: losa eval's seeds set it (eval_seed).
@@ -75,8 +77,11 @@ int run_tasks(const TasksOptions& o) {
   const double log_min = std::log(static_cast<double>(o.min_len)), log_max = std::log(static_cast<double>(o.max_len));
   for (int64_t i = 0; i < o.count; ++i) {
     const Task task = tasks[static_cast<size_t>(i) % tasks.size()];
-    const int64_t len = std::clamp<int64_t>(std::llround(std::exp(log_min + (log_max - log_min) * lengths.uniform())),
-                                            o.min_len, o.max_len);
+    // A task that needs more than --min-len gets its own minimum (never more than --max-len asks
+    // for: then --max-len is below it and the example is as short as the task allows).
+    const int64_t drawn = std::clamp<int64_t>(std::llround(std::exp(log_min + (log_max - log_min) * lengths.uniform())),
+                                              o.min_len, o.max_len);
+    const int64_t len = std::max(drawn, eval::min_context_len(task));
     const eval::TaskExample ex = eval::make_example(task, len, (o.seed << 32) + static_cast<uint64_t>(i), o.questions);
     if (o.out.empty()) {
       std::cout << "=== " << eval::task_name(task) << ", " << len << " tokens\n"

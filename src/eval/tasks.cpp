@@ -10,9 +10,10 @@ namespace losa::eval {
 namespace {
 
 // Structure words.
-constexpr int32_t kPeriod = 2, kKey = 3, kIs = 4, kLink = 5, kTo = 6, kItem = 7, kQuestion = 8,
-                  kFind = 9, kValues = 10, kChain = 11, kTop = 12, kAnswer = 13;
-constexpr int32_t kContentWords = TaskVocab::size - TaskVocab::first_content;
+constexpr int32_t kPeriod = 2, kKey = 3, kLink = 5, kItem = 7, kQuestion = 8, kFind = 9, kValues = 10,
+                  kChain = 11, kTop = 12;
+constexpr int32_t kNameWords = TaskVocab::first_filler - TaskVocab::first_content;
+constexpr int32_t kFillerWords = TaskVocab::size - TaskVocab::first_filler;
 constexpr int kSuccessors = 6;                      // bigram chain out-degree
 constexpr uint64_t kGrammarSeed = 0x6c6f73612d6c6eull;  // fixed: every example shares the grammar
 constexpr int64_t kMinFiller = 32;
@@ -21,20 +22,20 @@ const std::vector<Task> kTasks = {Task::single_needle, Task::multi_key, Task::mu
                                   Task::frequent};
 
 int32_t successor(int32_t word, int j) {
-  return TaskVocab::first_content +
+  return TaskVocab::first_filler +
          static_cast<int32_t>(splitmix64_mix(kGrammarSeed ^ splitmix64_mix(static_cast<uint64_t>(word) * 8 + j)) %
-                              kContentWords);
+                              kFillerWords);
 }
 
 int32_t random_word(SplitMix64& rng) {
-  return TaskVocab::first_content + static_cast<int32_t>(rng.below(kContentWords));
+  return TaskVocab::first_filler + static_cast<int32_t>(rng.below(kFillerWords));
 }
 
-/// `count` distinct content words.
-std::vector<int32_t> distinct_words(SplitMix64& rng, int count) {
+/// `count` distinct name words (keys, values, chain nodes, items: never in the filler).
+std::vector<int32_t> distinct_names(SplitMix64& rng, int count) {
   std::vector<int32_t> words;
   while (static_cast<int>(words.size()) < count) {
-    const int32_t w = random_word(rng);
+    const int32_t w = TaskVocab::first_content + static_cast<int32_t>(rng.below(kNameWords));
     if (std::find(words.begin(), words.end(), w) == words.end()) words.push_back(w);
   }
   return words;
@@ -101,8 +102,10 @@ void shuffle(SplitMix64& rng, std::vector<T>& v) {
   for (size_t i = v.size(); i > 1; --i) std::swap(v[i - 1], v[rng.below(i)]);
 }
 
+// The value follows its key directly, and a question ends with the key, so an answer continues
+// its question as the value continues the key in the statement.
 Statement key_value(int32_t key, const std::vector<int32_t>& value) {
-  Statement s = {kKey, key, kIs};
+  Statement s = {kKey, key};
   s.insert(s.end(), value.begin(), value.end());
   s.push_back(kPeriod);
   return s;
@@ -119,19 +122,16 @@ TaskExample ask(Task task, std::vector<int32_t> prompt, const std::vector<Questi
   return ex;
 }
 
-std::vector<int32_t> random_words(SplitMix64& rng, int count) {
-  std::vector<int32_t> v(static_cast<size_t>(count));
-  for (int32_t& w : v) w = random_word(rng);
-  return v;
-}
-
 TaskExample needles(SplitMix64& rng, int64_t context_len, int num_needles, Task task, int max_questions) {
-  // Keys: the asked one first. Values: 6 words.
-  const std::vector<int32_t> keys = distinct_words(rng, num_needles);
+  // Keys: the asked one first. Values: 6 words. All distinct.
+  constexpr int kValueWords = 6;
+  const std::vector<int32_t> words = distinct_names(rng, num_needles * (1 + kValueWords));
   std::vector<Statement> statements;
   std::vector<QuestionAnswer> asked;
-  for (int32_t key : keys) {
-    asked.push_back({{kQuestion, kFind, key, kAnswer}, random_words(rng, 6)});
+  for (int i = 0; i < num_needles; ++i) {
+    const auto value = words.begin() + num_needles + i * kValueWords;
+    const int32_t key = words[static_cast<size_t>(i)];
+    asked.push_back({{kQuestion, kFind, key}, std::vector<int32_t>(value, value + kValueWords)});
     statements.push_back(key_value(key, asked.back().answer));
   }
   shuffle(rng, statements);
@@ -140,37 +140,41 @@ TaskExample needles(SplitMix64& rng, int64_t context_len, int num_needles, Task 
 
 TaskExample multi_value(SplitMix64& rng, int64_t context_len, int max_questions) {
   const int num_keys = static_cast<int>(rng.between(3, std::clamp<int64_t>(context_len / 64, 3, 7)));
-  const std::vector<int32_t> keys = distinct_words(rng, num_keys);
+  std::vector<int64_t> times(static_cast<size_t>(num_keys));
+  int words_needed = num_keys;
+  for (size_t i = 0; i < times.size(); ++i) words_needed += 2 * static_cast<int>(times[i] = i == 0 ? 3 : rng.between(1, 3));
+  const std::vector<int32_t> words = distinct_names(rng, words_needed);
+  const std::vector<int32_t> keys(words.begin(), words.begin() + num_keys);
   // (key index, statement): the asked key three times, the others one to three times.
   std::vector<std::pair<size_t, Statement>> stated;
-  for (size_t i = 0; i < keys.size(); ++i) {
-    const int64_t times = i == 0 ? 3 : rng.between(1, 3);
-    for (int64_t t = 0; t < times; ++t) stated.emplace_back(i, key_value(keys[i], random_words(rng, 2)));
-  }
+  auto value = words.begin() + num_keys;
+  for (size_t i = 0; i < keys.size(); ++i)
+    for (int64_t t = 0; t < times[i]; ++t, value += 2) stated.emplace_back(i, key_value(keys[i], {value[0], value[1]}));
   shuffle(rng, stated);
   std::vector<Statement> statements;
   std::vector<QuestionAnswer> asked;  // values in order of appearance
-  for (int32_t key : keys) asked.push_back({{kQuestion, kValues, key, kAnswer}, {}});
+  for (int32_t key : keys) asked.push_back({{kQuestion, kValues, key}, {}});
   for (const auto& [key, s] : stated) {
     statements.push_back(s);
-    asked[key].answer.insert(asked[key].answer.end(), s.begin() + 3, s.end() - 1);
+    asked[key].answer.insert(asked[key].answer.end(), s.begin() + 2, s.end() - 1);
   }
   return ask(Task::multi_value, assemble(rng, context_len, statements, asked[0].question), asked, max_questions);
 }
 
 TaskExample chain(SplitMix64& rng, int64_t context_len, int max_questions) {
-  const int num_chains = static_cast<int>(rng.between(std::min<int64_t>(3, context_len / 128), std::clamp<int64_t>(context_len / 96, 2, 5)));
+  const int num_chains = static_cast<int>(
+      rng.between(std::clamp<int64_t>(context_len / 128, 1, 3), std::clamp<int64_t>(context_len / 96, 2, 5)));
   std::vector<int> hops(static_cast<size_t>(num_chains));
   int nodes = 0;
   for (int& h : hops) nodes += (h = static_cast<int>(rng.between(4, 6))) + 1;
-  const std::vector<int32_t> words = distinct_words(rng, nodes);
+  const std::vector<int32_t> words = distinct_names(rng, nodes);
   std::vector<Statement> statements;
   std::vector<QuestionAnswer> asked;  // one per chain, from its first word
   size_t at = 0;
   for (int c = 0; c < num_chains; ++c) {
     const int h_count = hops[static_cast<size_t>(c)];
-    for (int h = 0; h < h_count; ++h) statements.push_back({kLink, words[at + h], kTo, words[at + h + 1], kPeriod});
-    asked.push_back({{kQuestion, kChain, words[at], kAnswer},
+    for (int h = 0; h < h_count; ++h) statements.push_back({kLink, words[at + h], words[at + h + 1], kPeriod});
+    asked.push_back({{kQuestion, kChain, words[at]},
                      std::vector<int32_t>(words.begin() + static_cast<long>(at) + 1,
                                           words.begin() + static_cast<long>(at) + 1 + h_count)});
     at += static_cast<size_t>(h_count) + 1;
@@ -186,7 +190,7 @@ TaskExample frequent(SplitMix64& rng, int64_t context_len) {
   const int64_t c2 = c3 * rng.between(14, 17) / 10;
   const int64_t c1 = c2 * rng.between(14, 17) / 10;
   const int others = 12;
-  const std::vector<int32_t> items = distinct_words(rng, 3 + others);
+  const std::vector<int32_t> items = distinct_names(rng, 3 + others);
   std::vector<Statement> statements;
   auto state = [&](int32_t item, int64_t times) {
     for (int64_t t = 0; t < times; ++t) statements.push_back({kItem, item, kPeriod});
@@ -199,7 +203,7 @@ TaskExample frequent(SplitMix64& rng, int64_t context_len) {
   TaskExample ex;
   ex.task = Task::frequent;
   ex.answer = {items[0], items[1], items[2]};
-  ex.prompt = assemble(rng, context_len, statements, {kQuestion, kTop, kAnswer});
+  ex.prompt = assemble(rng, context_len, statements, {kQuestion, kTop});
   return ex;
 }
 
@@ -258,7 +262,18 @@ std::string TaskVocab::render(const std::vector<int32_t>& tokens, size_t max_tok
   return out;
 }
 
-int64_t min_context_len(Task) { return 256; }
+int64_t min_context_len(Task task) {
+  // The statements at their most numerous for the length, the question and kMinFiller tokens of
+  // filler. Contexts this short are mostly facts: the first stage of the training curriculum.
+  switch (task) {
+    case Task::single_needle: return 64;
+    case Task::multi_key:
+    case Task::multi_value:
+    case Task::chain: return 96;
+    case Task::frequent: return 128;
+  }
+  return 256;
+}
 
 TaskExample make_example(Task task, int64_t context_len, uint64_t seed, int max_questions) {
   LOSA_CHECK_ARG(max_questions >= 1, "max_questions", "must be >= 1, got ", max_questions);

@@ -4,11 +4,16 @@
 // deterministically from (task, context length, seed) by this one implementation.
 //
 // The language: token 0 is the end of text (eos), 1 the mask token, 2..31 structure words
-// ("key", "is", "link", ...), 32..vocab_size-1 content words. Filler is sentences of content words
-// drawn from a fixed random bigram chain (a "grammar" shared by all examples), so the facts a
-// question asks about are made of the same words as the text around them. A prompt is filler with
-// the task's statements inserted at random depths, then the question; the answer is content words
-// followed by eos.
+// ("key", "link", "item", ...), 32..255 name words (keys, values, chain nodes, counted items),
+// 256..511 filler words. Filler is sentences of filler words drawn from a fixed random bigram
+// chain (a "grammar" shared by all examples). Names never occur in the filler, and the names of
+// one example are distinct: a key and each value word are stated once in the context, as RULER's
+// needle keys and values (numbers, UUIDs in an essay) and Zoology's MQAR pairs are. Finding a fact
+// is then content matching, and a value continues its key: "key k v1 .. v6 ." is asked as
+// "question: find k" and answered "v1 .. v6 <eos>". (A first version drew keys and values from the
+// filler's words and put "is"/"answer:" between key and value; a model of a few million
+// parameters did not learn it in 16K steps, bench/NOTES.md.) A prompt is filler with the task's
+// statements inserted at random depths, then the question; the answer is names, then eos.
 //
 // The tasks make later denoising steps matter: answers are longer than a block of 4, and in
 // `chain` and `frequent` a token can be decided only after the one before it (the next hop of a
@@ -21,10 +26,10 @@
 namespace losa::eval {
 
 enum class Task {
-  single_needle,  ///< one "key k is v1..v6 ." in the filler; "find k" -> v1..v6
+  single_needle,  ///< one "key k v1..v6 ." in the filler; "find k" -> v1..v6
   multi_key,      ///< 4..12 such needles with distinct keys (fewer below 576 tokens)
   multi_value,    ///< one key stated 3 times with 2-word values, among other keys -> all 6 words
-  chain,          ///< "link a to b ." statements of 2..5 chains; "chain s" -> the 4..6 hops from s
+  chain,          ///< "link a b ." statements of 2..5 chains; "chain s" -> the 4..6 hops from s
   frequent,       ///< "item w ." statements; "top" -> the 3 most frequent items, most frequent first
 };
 
@@ -38,6 +43,7 @@ struct TaskVocab {
   static constexpr int32_t eos = 0;
   static constexpr int32_t mask = 1;
   static constexpr int32_t first_content = 32;
+  static constexpr int32_t first_filler = 256;  ///< names are first_content..first_filler-1
   static constexpr int32_t size = 512;  ///< vocab_size of a model trained on the suite
   /// A printable spelling: structure words as themselves, content words as two syllables.
   static std::string word(int32_t token);

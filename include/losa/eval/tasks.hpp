@@ -6,10 +6,12 @@
 // The language: token 0 is the end of text (eos), 1 the mask token, 2..31 structure words
 // ("key", "link", "item", ...), 32..255 name words (keys, values, chain nodes, counted items),
 // 256..511 filler words. Filler is sentences of filler words drawn from a fixed random bigram
-// chain (a "grammar" shared by all examples). Names never occur in the filler, and the names of
-// one example are distinct: a key and each value word are stated once in the context, as RULER's
-// needle keys and values (numbers, UUIDs in an essay) and Zoology's MQAR pairs are. Finding a fact
-// is then content matching, and a value continues its key: "key k v1 .. v6 ." is asked as
+// chain (a "grammar" shared by all examples). Names never occur in the filler, and an example
+// draws its names without repeats: a needle's key and value words each occur in one statement, as
+// RULER's needle keys and values (numbers, UUIDs in an essay) and Zoology's MQAR pairs do (a
+// multi_value key is stated three times, a chain node is one link's target and the next one's
+// source, an item is counted by repetition). Finding a fact is then content matching, and a value
+// continues its key: "key k v1 .. v6 ." is asked as
 // "question: find k" and answered "v1 .. v6 <eos>". (A first version drew keys and values from the
 // filler's words and put "is"/"answer:" between key and value; a model of a few million
 // parameters did not learn it in 16K steps, bench/NOTES.md.) A prompt is filler with the task's

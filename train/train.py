@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from data import TASKS, block_mask, dense_mask, pack_rows, read_shard  # noqa: E402
+from data import EOS, TASKS, block_mask, dense_mask, pack_rows, read_shard  # noqa: E402
 from model import ModelShape, SdarModel  # noqa: E402
 
 PART_BYTES = 15 << 20
@@ -93,6 +93,11 @@ class RowSource:
                 raise RuntimeError("the row source failed") from r
             if r.length == stage_of(self.stages, step)[3]:
                 return r
+
+
+def masked_mean(values, mask):
+    """The mean of values[mask], 0 where the mask selects nothing (a row without prompt loss)."""
+    return values[mask].mean() if mask.any() else torch.zeros((), device=values.device)
 
 
 def fresh_stats():
@@ -215,11 +220,10 @@ def main():
         # with eos in the same mean, the model learns where answers end and never starts to
         # retrieve (on the CPU probe: chance after 600 steps, against 5% and rising without it;
         # bench/NOTES.md). Eos is easy and learned anyway at a small weight.
-        is_eos = targets == 0
+        is_eos = targets == EOS
         words, ends = is_answer & ~is_eos, is_answer & is_eos
-        zero = torch.zeros((), device=device)
-        answer_loss = (ce[words].mean() if words.any() else zero) + args.eos_weight * (ce[ends].mean() if ends.any() else zero)
-        lm_loss = ce[~is_answer].mean() if (~is_answer).any() else torch.zeros((), device=device)
+        answer_loss = masked_mean(ce, words) + args.eos_weight * masked_mean(ce, ends)
+        lm_loss = masked_mean(ce, ~is_answer)
         loss = answer_loss + args.lm_weight * lm_loss
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -229,9 +233,8 @@ def main():
         with torch.no_grad():
             # Content words only: eos (and the eos padding to a block boundary) is learned in a
             # few hundred steps and would hide whether the model retrieves anything.
-            content = is_answer & (targets != 0)
-            right = (logits.argmax(-1) == targets).float()[content]
-            tasks = row["tasks"][sel][content]
+            right = (logits.argmax(-1) == targets).float()[words]
+            tasks = row["tasks"][sel][words]
             for t in range(len(TASKS)):
                 m = tasks == t
                 stats["correct"][t] += right[m].sum().item()

@@ -15,8 +15,9 @@ too (all its tokens are candidates) and predicted from the clean blocks before i
 pretraining objective. The filler repeats sentences, so this rewards copying from context
 everywhere and teaches the retrieval circuit far faster than the few answer tokens alone.
 The loss is cross-entropy at the masked noisy positions, answers and prompt averaged apart. Examples are packed into rows of a
-fixed length (each its own document, no attention across documents) so that every step has one
-shape.
+fixed length (each its own document, no attention across documents); a row is attended in
+segments cut at document boundaries (Row.segments), each with a dense mask, so a row of short
+documents costs what its documents cost, not the square of the row.
 """
 import struct
 
@@ -102,10 +103,11 @@ class Row:
         self.targets = np.full(length, -100, np.int64)
         self.answers = np.zeros(length, bool)
         self.tasks = np.full(length, -1, np.int64)
+        self.context_lens = np.zeros(length, np.int64)  # the prompt length of each token's example
         self.used = 0
         self.ndocs = 0
 
-    def add(self, parts, task):
+    def add(self, parts, task, context_len):
         n = len(parts[0])
         if self.used + n > self.length:
             return False
@@ -114,6 +116,7 @@ class Row:
          self.answers[sl]) = parts
         self.docs[sl] = self.ndocs
         self.tasks[sl] = task
+        self.context_lens[sl] = context_len
         self.used += n
         self.ndocs += 1
         return True
@@ -126,11 +129,26 @@ class Row:
         self.blocks[sl] = 0
         return self
 
+    def segments(self, longest):
+        """[start, end) spans covering the used tokens, cut at document boundaries, each at most
+        `longest` tokens unless one document is longer. The unused tail has no loss and is left
+        out; attention never crosses documents, so the spans can be attended one by one."""
+        starts = np.flatnonzero(np.diff(self.docs[:self.used])) + 1
+        bounds = [0, *starts.tolist(), self.used]
+        spans, begin = [], 0
+        for prev, end in zip(bounds[1:-1], bounds[2:]):
+            if end - begin > longest:
+                spans.append((begin, prev))
+                begin = prev
+        if self.used:
+            spans.append((begin, self.used))
+        return spans
+
     def to(self, device):
         t = lambda a: torch.from_numpy(a).to(device, non_blocking=True)
         return dict(tokens=t(self.tokens), positions=t(self.positions), blocks=t(self.blocks),
                     noisy=t(self.noisy), docs=t(self.docs), targets=t(self.targets), answers=t(self.answers),
-                    tasks=t(self.tasks))
+                    tasks=t(self.tasks), context_lens=t(self.context_lens))
 
 
 def pack_rows(examples, row_len, block_sizes, rng, lm_max_len=0):
@@ -144,17 +162,18 @@ def pack_rows(examples, row_len, block_sizes, rng, lm_max_len=0):
             parts = example_tokens(example_parts[:2], int(rng.choice(block_sizes)), rng)  # no lm
             if len(parts[0]) > row_len:
                 raise ValueError(f"an example of {len(parts[0])} tokens does not fit a row of {row_len}")
-        if not row.add(parts, task):
+        context_len = len(example_parts[0])
+        if not row.add(parts, task, context_len):
             rows.append(row.close())
             row = Row(row_len)
-            row.add(parts, task)
+            row.add(parts, task, context_len)
     if row.used:
         rows.append(row.close())
     return rows
 
 
 def mask_fn(docs, blocks, noisy):
-    """The attention rule of a row as a FlexAttention mask_mod (and for the dense fallback)."""
+    """The attention rule of a row: mask_fn(...)(b, h, q, kv) is True where q attends to kv."""
 
     def mask_mod(b, h, q, kv):
         same = docs[q] == docs[kv]
@@ -167,15 +186,9 @@ def mask_fn(docs, blocks, noisy):
     return mask_mod
 
 
-def dense_mask(row):
-    T = row["tokens"].shape[0]
-    q = torch.arange(T, device=row["tokens"].device)[:, None]
-    kv = torch.arange(T, device=row["tokens"].device)[None, :]
-    return mask_fn(row["docs"], row["blocks"], row["noisy"])(0, 0, q, kv)
-
-
-def block_mask(row):
-    from torch.nn.attention.flex_attention import create_block_mask
-    T = row["tokens"].shape[0]
-    return create_block_mask(mask_fn(row["docs"], row["blocks"], row["noisy"]), None, None, T, T,
-                             device=row["tokens"].device, _compile=True)
+def dense_mask(row, begin=0, end=None):
+    """The boolean [T, T] mask of the row's tokens begin..end (a segment of whole documents)."""
+    sl = slice(begin, row["tokens"].shape[0] if end is None else end)
+    docs, blocks, noisy = row["docs"][sl], row["blocks"][sl], row["noisy"][sl]
+    idx = torch.arange(docs.shape[0], device=docs.device)
+    return mask_fn(docs, blocks, noisy)(0, 0, idx[:, None], idx[None, :])

@@ -4,8 +4,7 @@ Tensor names equal the Hugging Face checkpoint's, so `state_dict()` exports as a
 (export.py) that losa's runtime loads. The math equals Qwen3ForCausalLM's: RMSNorm in fp32,
 q/k RMSNorm per head before rotate-half RoPE, GQA, SwiGLU, no biases, untied lm_head; logits at
 position i predict token i (no shift). Attention takes an arbitrary mask (block-causal over clean
-blocks plus the noisy copy of the answer, see data.py): FlexAttention on the GPU, a dense boolean
-mask with SDPA elsewhere (small tests on the CPU).
+blocks plus the noisy copy of the answer, see data.py) as a dense boolean mask, with SDPA.
 """
 from dataclasses import dataclass, asdict
 
@@ -77,24 +76,10 @@ class Attention(nn.Module):
         v = self.v_proj(x).view(1, T, s.num_key_value_heads, s.head_dim).transpose(1, 2)
         # The norms return fp32 under autocast while v is bf16: attention gets one dtype.
         q, k = apply_rope(q, cos, sin).to(v.dtype), apply_rope(k, cos, sin).to(v.dtype)
-        if isinstance(mask, torch.Tensor):  # dense boolean [T, T]: SDPA (CPU tests)
-            group = s.num_attention_heads // s.num_key_value_heads
-            k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
-            o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None])
-        else:  # a FlexAttention BlockMask
-            o = flex_attention_compiled()(q, k, v, block_mask=mask, enable_gqa=True)
+        group = s.num_attention_heads // s.num_key_value_heads
+        k, v = k.repeat_interleave(group, dim=1), v.repeat_interleave(group, dim=1)
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=mask[None, None])
         return self.o_proj(o.transpose(1, 2).reshape(1, T, -1))
-
-
-_flex = None
-
-
-def flex_attention_compiled():
-    global _flex
-    if _flex is None:
-        from torch.nn.attention.flex_attention import flex_attention
-        _flex = torch.compile(flex_attention, dynamic=False)
-    return _flex
 
 
 class MLP(nn.Module):

@@ -22,18 +22,28 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from data import EOS, TASKS, block_mask, dense_mask, pack_rows, read_shard  # noqa: E402
+from data import EOS, TASKS, dense_mask, pack_rows, read_shard  # noqa: E402
 from model import ModelShape, SdarModel  # noqa: E402
 
 PART_BYTES = 15 << 20
 
 
+# Accuracy is also logged per context length up to these bounds: does retrieval hold as contexts grow?
+LENGTH_BUCKETS = [512, 2048, 8192, 1 << 40]
+
+
 def parse_stages(text):
-    """"steps:min_len:max_len:row_len,..." -> [(last_step, min, max, row)]."""
+    """"steps:min_len:max_len[:min_len:max_len...]:row_len,..." -> [(last_step, [(min, max)...], row)].
+    A stage with several length ranges takes its shards from each in turn (log-uniform within
+    each), so that short contexts, cheap and dense in answers, keep teaching the tasks while long
+    ones teach retrieval at length."""
     stages = []
     for item in text.split(","):
-        s, lo, hi, row = (int(x) for x in item.split(":"))
-        stages.append((s, lo, hi, row))
+        nums = [int(x) for x in item.split(":")]
+        if len(nums) < 4 or len(nums) % 2:
+            raise ValueError(f"--stages: '{item}' is not steps:min:max[:min:max...]:row")
+        ranges = list(zip(nums[1:-1:2], nums[2:-1:2]))
+        stages.append((nums[0], ranges, nums[-1]))
     return stages
 
 
@@ -72,7 +82,8 @@ class RowSource:
             with self.lock:
                 shard = self.next_shard
                 self.next_shard += 1
-                _, lo, hi, row = stage_of(self.stages, self.step_hint)
+                _, ranges, row = stage_of(self.stages, self.step_hint)
+            lo, hi = ranges[shard % len(ranges)]
             count = max(4, (4 * row) // (2 * math.sqrt(lo * hi)))
             path = os.path.join(tmp, f"{shard}.bin")
             subprocess.run([self.losa, "tasks", "--count", str(int(count)), "--min-len", str(lo), "--max-len",
@@ -91,7 +102,7 @@ class RowSource:
             r = self.q.get()
             if isinstance(r, BaseException):
                 raise RuntimeError("the row source failed") from r
-            if r.length == stage_of(self.stages, step)[3]:
+            if r.length == stage_of(self.stages, step)[2]:
                 return r
 
 
@@ -103,7 +114,13 @@ def masked_mean(values, mask):
 def fresh_stats():
     """Sums over the steps between two log lines."""
     return {"loss": 0.0, "lm_loss": 0.0, "n": 0, "correct": np.zeros(len(TASKS)), "count": np.zeros(len(TASKS)),
+            "correct_by_len": np.zeros(len(LENGTH_BUCKETS)), "count_by_len": np.zeros(len(LENGTH_BUCKETS)),
             "tokens": 0}
+
+
+def bucket_label(i):
+    lo = 0 if i == 0 else LENGTH_BUCKETS[i - 1]
+    return f">{lo}" if i == len(LENGTH_BUCKETS) - 1 else f"<={LENGTH_BUCKETS[i]}"
 
 
 def save_checkpoint(path_prefix, model, opt, step, args):
@@ -150,7 +167,8 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--log", default="", help="JSON-lines log file")
     ap.add_argument("--device", default="cuda")
-    ap.add_argument("--dense-mask", action="store_true", help="SDPA with a dense mask (CPU tests)")
+    ap.add_argument("--segment", type=int, default=4096,
+                    help="attend a row in spans of whole documents of at most this many tokens")
     ap.add_argument("--shape", default="", help="model shape overrides, e.g. hidden_size=128,num_hidden_layers=2")
     ap.add_argument("--questions", type=int, default=6, help="questions per context")
     ap.add_argument("--lm-max-len", type=int, default=8192, help="prompts up to this length are noised too")
@@ -206,15 +224,19 @@ def main():
         lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.total_steps))))
         for g in opt.param_groups:
             g["lr"] = lr
-        row = source.next(step).to(device)
-        # Short rows: a dense mask with SDPA (cheap at this length); long rows: FlexAttention.
-        mask = dense_mask(row) if args.dense_mask or row["tokens"].numel() <= 8192 else block_mask(row)
+        packed = source.next(step)
+        spans = packed.segments(args.segment)
+        row = packed.to(device)
+        used = spans[-1][1]
+        # No attention crosses documents, so each span of whole documents is its own sequence
+        # with its own dense mask: a row of short documents costs the sum of their squares.
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=device.type == "cuda"):
-            hidden = model.hidden(row["tokens"], row["positions"], mask)
-            sel = row["targets"] >= 0
+            hidden = torch.cat([model.hidden(row["tokens"][a:b], row["positions"][a:b], dense_mask(row, a, b))
+                                for a, b in spans])
+            sel = row["targets"][:used] >= 0
             logits = model.lm_head(hidden[sel]).float()
-        targets = row["targets"][sel]
-        is_answer = row["answers"][sel]
+        targets = row["targets"][:used][sel]
+        is_answer = row["answers"][:used][sel]
         ce = F.cross_entropy(logits, targets, reduction="none")
         # The answer's words and its eos (with the eos padding to a block boundary) averaged apart:
         # with eos in the same mean, the model learns where answers end and never starts to
@@ -234,22 +256,30 @@ def main():
             # Content words only: eos (and the eos padding to a block boundary) is learned in a
             # few hundred steps and would hide whether the model retrieves anything.
             right = (logits.argmax(-1) == targets).float()[words]
-            tasks = row["tasks"][sel][words]
+            tasks = row["tasks"][:used][sel][words]
             for t in range(len(TASKS)):
                 m = tasks == t
                 stats["correct"][t] += right[m].sum().item()
                 stats["count"][t] += m.sum().item()
+            bucket = torch.bucketize(row["context_lens"][:used][sel][words], torch.tensor(LENGTH_BUCKETS, device=device))
+            for i in range(len(LENGTH_BUCKETS)):
+                m = bucket == i
+                stats["correct_by_len"][i] += right[m].sum().item()
+                stats["count_by_len"][i] += m.sum().item()
         stats["loss"] += answer_loss.item()
         stats["lm_loss"] += lm_loss.item()
         stats["n"] += 1
-        stats["tokens"] += row["tokens"].numel()
+        stats["tokens"] += used
         if step % 50 == 0:
             dt = time.time() - t_last
             acc = {TASKS[t]: round(stats["correct"][t] / max(1, stats["count"][t]), 4) for t in range(len(TASKS))}
             rec = {"step": step, "answer_loss": round(stats["loss"] / stats["n"], 4),
                    "lm_loss": round(stats["lm_loss"] / stats["n"], 4), "lr": lr,
-                   "content_accuracy": acc, "tokens_per_s": round(stats["tokens"] / dt),
-                   "stage_max_len": stage_of(stages, step)[2], "elapsed_s": round(time.time() - t0, 1)}
+                   "content_accuracy": acc,
+                   "accuracy_by_context_len": {bucket_label(i): round(stats["correct_by_len"][i] / stats["count_by_len"][i], 4)
+                                               for i in range(len(LENGTH_BUCKETS)) if stats["count_by_len"][i]},
+                   "tokens_per_s": round(stats["tokens"] / dt),
+                   "stage_max_len": max(hi for _, hi in stage_of(stages, step)[1]), "elapsed_s": round(time.time() - t0, 1)}
             print(json.dumps(rec), flush=True)
             if log:
                 log.write(json.dumps(rec) + "\n")

@@ -2,7 +2,10 @@
 
 Runs for --time-budget seconds, checkpoints, and resumes from --resume: the lent GPU allows 10
 minutes a call. The checkpoint is split into parts of at most 15 MiB (the most a call returns per
-file); the optimizer's moments are kept in bf16 to keep it small.
+file); the optimizer's moments are left out by default (--save-moments keeps them, in bf16): the call's
+carry limit (64 MiB with the working tree) holds a 23 MB checkpoint of fp32 weights beside the
+committed model and the losa binary, not a 46 MB one, and AdamW's moments (beta2 = 0.95) are
+re-estimated within a few dozen steps, over which the learning rate warms up again.
 """
 import argparse
 import glob
@@ -124,15 +127,11 @@ def bucket_label(i):
 
 
 def save_checkpoint(path_prefix, model, opt, step, args):
-    state = {
-        "model": model.state_dict(),
-        "opt": {k: v for k, v in opt.state_dict().items() if k != "state"},
-        "opt_state": {i: {k: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.dim() > 0 else v)
-                          for k, v in s.items()} for i, s in opt.state_dict()["state"].items()},
-        "step": step,
-        "shape": model.shape.to_dict(),
-        "args": vars(args),
-    }
+    state = {"model": model.state_dict(), "step": step, "shape": model.shape.to_dict(), "args": vars(args)}
+    if args.save_moments:
+        state["opt"] = {k: v for k, v in opt.state_dict().items() if k != "state"}
+        state["opt_state"] = {i: {k: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.dim() > 0 else v)
+                                  for k, v in s.items()} for i, s in opt.state_dict()["state"].items()}
     buf = io.BytesIO()
     torch.save(state, buf)
     data = buf.getvalue()
@@ -176,6 +175,8 @@ def main():
     ap.add_argument("--tasks", default="all", help="losa tasks --tasks")
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--eos-weight", type=float, default=0.1, help="weight of the answers' eos tokens in the loss")
+    ap.add_argument("--save-moments", action="store_true", help="keep AdamW's moments in the checkpoint (twice its size)")
+    ap.add_argument("--rewarm", type=int, default=50, help="warm-up steps after resuming without moments")
     args = ap.parse_args()
     t0 = time.time()
 
@@ -201,14 +202,18 @@ def main():
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
                             lr=args.lr, betas=(0.9, 0.95), eps=1e-8)
     step = 0
+    warmup, warmup_from = 200, 0
     if ckpt:
         model.load_state_dict(ckpt["model"])
-        sd = dict(ckpt["opt"])
-        sd["state"] = {i: {k: (v.float() if torch.is_tensor(v) and v.dim() > 0 else v) for k, v in s.items()}
-                       for i, s in ckpt["opt_state"].items()}
-        opt.load_state_dict(sd)
         step = ckpt["step"]
-        print(f"resumed at step {step}", flush=True)
+        if "opt_state" in ckpt:
+            sd = dict(ckpt["opt"])
+            sd["state"] = {i: {k: (v.float() if torch.is_tensor(v) and v.dim() > 0 else v) for k, v in s.items()}
+                           for i, s in ckpt["opt_state"].items()}
+            opt.load_state_dict(sd)
+        else:
+            warmup, warmup_from = args.rewarm, step
+        print(f"resumed at step {step}" + ("" if "opt_state" in ckpt else ", fresh moments"), flush=True)
     print(f"params {sum(p.numel() for p in model.parameters()) / 1e6:.2f} M", flush=True)
 
     stages = parse_stages(args.stages)
@@ -217,11 +222,10 @@ def main():
                        extra=["--questions", str(args.questions), "--tasks", *args.tasks.split(",")],
                        lm_max_len=args.lm_max_len)
     log = open(args.log, "a") if args.log else None
-    warmup = 200
     stats = fresh_stats()
     t_last = time.time()
     while time.time() - t0 < args.time_budget:
-        lr = args.lr * min(1.0, (step + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.total_steps))))
+        lr = args.lr * min(1.0, (step - warmup_from + 1) / warmup) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, step / args.total_steps))))
         for g in opt.param_groups:
             g["lr"] = lr
         packed = source.next(step)

@@ -7,7 +7,7 @@
 #   [EVAL_LENGTHS="4096 8192"] bash train/gpu_sweep.sh SECONDS CONFIG_FILE
 set -o pipefail
 seconds=$1; config=$2
-export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2
+export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 rm -rf /tmp/sweep && mkdir -p /tmp/sweep  # a warm machine keeps /tmp from the last call
 # safetensors (train.py --init, export.py) is not on the GPU machine: its wheel travels in .train/wheels.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .train/wheels/*.whl &&

@@ -12,7 +12,7 @@ namespace losa::tools {
 int run_model_demo(const ModelDemoOptions& o) {
   const std::string device = o.device.empty() ? default_device() : o.device;
   check_device_flag(device);
-  const int64_t len = o.context_len ? o.context_len : (device == "cuda" ? 8192 : 1024);
+  const int64_t len = o.context_len ? o.context_len : (device == "cuda" ? 32768 : 1024);
   if (len < 256 || len > (int64_t{1} << 20)) bad_flag("--context", "must be in 256..1048576, got " + std::to_string(len));
   if (o.budget_tokens < 16) bad_flag("--budget", "must be >= 16, got " + std::to_string(o.budget_tokens));
   const runtime::Weights weights = runtime::load_checkpoint(o.model_dir);

@@ -1,6 +1,7 @@
 #pragma once
-// `losa demo --model DIR`: one long-context prompt of each task decoded by a model trained on the
-// task suite in every mode, answers side by side with correctness, density and time per block.
+// `losa demo` (the shipped model, or --model DIR): one long-context prompt of each task decoded
+// by a model trained on the task suite in every mode, answers side by side with correctness,
+// density and time per block.
 #include <cstdint>
 #include <string>
 
@@ -9,7 +10,7 @@ namespace losa::tools {
 struct ModelDemoOptions {
   std::string model_dir;
   std::string device;       ///< empty: cuda where present, else cpu
-  int64_t context_len = 0;  ///< 0: 8192 on the GPU, 1024 on the CPU
+  int64_t context_len = 0;  ///< 0: 32768 on the GPU (the longest trained length), 1024 on the CPU
   int budget_tokens = 256;
   int block_size = 16;
   uint64_t seed = 1;

@@ -121,6 +121,8 @@ nlohmann::json records_json(const std::vector<EvalRecord>& records) {
                    {"density", r.density},
                    {"active_tokens", r.active_tokens},
                    {"time_per_block_us", r.time_per_block_us},
+                   {"layer_density", r.layer_density},
+                   {"layer_active_tokens", r.layer_active_tokens},
                    {"block_size", r.block_size},
                    {"steps", r.steps},
                    {"generated", r.generated}});

@@ -1,4 +1,5 @@
-// The `losa` command-line program. With no subcommand it runs the demo on its built-in defaults.
+// The `losa` command-line program. With no subcommand it runs the demo on its built-in defaults:
+// the shipped model (models/losa-tasks-6l) decoding one long-context prompt per task in every mode.
 #include <CLI/CLI.hpp>
 #include <climits>
 #include <cstdint>
@@ -24,9 +25,13 @@ int main(int argc, char** argv) {
   tools::DemoOptions demo = tools::default_demo_options();
   std::string dtype = "bf16";
   CLI::App* demo_cmd = app.add_subcommand(
-      "demo", "Simulate a block of denoising steps on a synthetic workload and compare every "
-              "attention mode against dense (the default command).\n" +
+      "demo", "Decode one long-context prompt per task with the shipped model (or --model DIR) in every "
+              "attention mode: answers, correctness, density and time per block side by side (the default "
+              "command). With --synthetic: simulate a block of denoising steps of one attention layer on a "
+              "synthetic workload and compare every mode against dense.\n" +
                   synthetic_workload_description());
+  bool synthetic = false;
+  demo_cmd->add_flag("--synthetic", synthetic, "the synthetic one-layer workload instead of a model");
   demo_cmd->add_option("--prefix-len", demo.workload.prefix_len, "prefix tokens")->capture_default_str();
   demo_cmd->add_option("--block", demo.workload.shape.block_size, "block size B")->capture_default_str();
   demo_cmd->add_option("--q-heads", demo.workload.shape.num_q_heads, "query heads")->capture_default_str();
@@ -46,10 +51,10 @@ int main(int argc, char** argv) {
   demo_cmd->add_option("--json", demo.json_path, "write results as JSON to this file");
   tools::ModelDemoOptions model_demo;
   demo_cmd->add_option("--model", model_demo.model_dir,
-                       "a model trained on the task suite (losa tasks): decode one prompt per task in every mode "
-                       "instead of the synthetic workload (--context, --budget, --block, --seed, --device apply)");
-  demo_cmd->add_option("--context", model_demo.context_len, "with --model: prompt tokens (0: 8192 on a GPU, 1024 on a CPU)");
-  demo_cmd->add_option("--device", model_demo.device, "with --model: cpu or cuda (default: cuda where present)");
+                       "a model trained on the task suite (losa tasks); default: the shipped " LOSA_SHIPPED_MODEL_DIR
+                       " (--context, --budget, --block, --seed, --device apply)");
+  demo_cmd->add_option("--context", model_demo.context_len, "prompt tokens (0: 32768 on a GPU, 1024 on a CPU)");
+  demo_cmd->add_option("--device", model_demo.device, "cpu or cuda (default: cuda where present)");
 
   tools::TokenizeOptions tokenize;
   CLI::App* tokenize_cmd = tools::add_tokenize_command(app, tokenize);
@@ -178,14 +183,22 @@ int main(int argc, char** argv) {
 #endif
     });
   }
-  if (!model_demo.model_dir.empty())
+  // The default command. Flags of the other kind of demo are refused by name rather than ignored.
+  if (!synthetic)
     return tools::run_reporting_errors(*demo_cmd, [&] {
+      for (const char* flag : {"--prefix-len", "--q-heads", "--kv-heads", "--head-dim", "--page-size", "--dtype",
+                               "--steps", "--tau", "--k-active", "--changing", "--drift", "--skip", "--select", "--json"})
+        if (demo_cmd->count(flag) > 0)
+          tools::bad_flag(flag, "applies to the synthetic workload: add --synthetic");
+      if (model_demo.model_dir.empty()) model_demo.model_dir = LOSA_SHIPPED_MODEL_DIR;
       model_demo.budget_tokens = demo.budget_tokens;
       model_demo.block_size = demo.workload.shape.block_size;
       model_demo.seed = demo.workload.seed;
       return tools::run_model_demo(model_demo);
     });
-  return tools::run_reporting_errors(*demo_cmd, [&] {  // the default command
+  return tools::run_reporting_errors(*demo_cmd, [&] {
+    for (const char* flag : {"--model", "--context", "--device"})
+      if (demo_cmd->count(flag) > 0) tools::bad_flag(flag, "does not apply with --synthetic");
     demo.workload.dtype = parse_dtype(dtype, "--dtype");
     return tools::run_demo(demo);
   });

@@ -114,6 +114,7 @@ std::vector<EvalRecord> evaluate(runtime::ModelBackend& backend, const EvalOptio
       struct Sums {
         int samples = 0, correct = 0, blocks = 0;
         double density = 0.0, active = 0.0, block_us = 0.0;
+        std::vector<double> layer_density, layer_active;
         int block_size = 0, steps = 0;
         std::vector<std::vector<int32_t>> generated;
       };
@@ -137,6 +138,10 @@ std::vector<EvalRecord> evaluate(runtime::ModelBackend& backend, const EvalOptio
             s.density += b.density;
             s.active += b.active_tokens;
             s.block_us += b.seconds * 1e6 / batch_size;
+            s.layer_density.resize(b.layer_density.size(), 0.0);
+            s.layer_active.resize(b.layer_active_tokens.size(), 0.0);
+            for (size_t l = 0; l < b.layer_density.size(); ++l) s.layer_density[l] += b.layer_density[l];
+            for (size_t l = 0; l < b.layer_active_tokens.size(); ++l) s.layer_active[l] += b.layer_active_tokens[l];
           }
         }
         state.done += static_cast<int64_t>(last - first);
@@ -156,6 +161,8 @@ std::vector<EvalRecord> evaluate(runtime::ModelBackend& backend, const EvalOptio
         r.density = s.blocks ? s.density / s.blocks : 0.0;
         r.active_tokens = s.blocks ? s.active / s.blocks : 0.0;
         r.time_per_block_us = s.blocks ? s.block_us / s.blocks : 0.0;
+        for (double d : s.layer_density) r.layer_density.push_back(d / s.blocks);
+        for (double a : s.layer_active) r.layer_active_tokens.push_back(a / s.blocks);
         r.block_size = s.block_size;
         r.steps = s.steps;
         r.generated = s.generated;

@@ -20,6 +20,7 @@ struct SequenceState {
   std::vector<uint8_t> masked;
   int steps = 0;
   double active_sum = 0.0, density_sum = 0.0;
+  std::vector<double> layer_active_sum, layer_density_sum;
   int forwards = 0;
 };
 
@@ -30,6 +31,13 @@ bool contains(const std::vector<int32_t>& ids, int32_t x) {
 void add_stats(SequenceState& st, const ForwardReport& r, int s) {
   st.active_sum += r.sequence_active_tokens[s];
   st.density_sum += r.sequence_density[s];
+  const size_t L = r.layer_density.size();
+  st.layer_active_sum.resize(L, 0.0);
+  st.layer_density_sum.resize(L, 0.0);
+  for (size_t l = 0; l < L; ++l) {
+    st.layer_active_sum[l] += r.sequence_layer_active_tokens[s * L + l];
+    st.layer_density_sum[l] += r.sequence_layer_density[s * L + l];
+  }
   ++st.forwards;
 }
 
@@ -127,6 +135,8 @@ DecodeResult decode(ModelBackend& backend, const std::vector<std::vector<int32_t
       st.masked.assign(B, 1);
       st.steps = 0;
       st.active_sum = st.density_sum = 0.0;
+      st.layer_active_sum.clear();
+      st.layer_density_sum.clear();
       st.forwards = 0;
       int32_t* row = &block[static_cast<size_t>(s) * B];
       std::fill(row, row + B, o.mask_token_id);
@@ -197,8 +207,10 @@ DecodeResult decode(ModelBackend& backend, const std::vector<std::vector<int32_t
       if (!active[s]) continue;
       const SequenceState& st = seq[s];
       const double f = std::max(1, st.forwards);
-      result.sequences[s].blocks.push_back(
-          {r, st.steps, commit_part[s] != 0, st.active_sum / f, st.density_sum / f, seconds});
+      BlockRecord rec{r, st.steps, commit_part[s] != 0, st.active_sum / f, st.density_sum / f, seconds, {}, {}};
+      for (double a : st.layer_active_sum) rec.layer_active_tokens.push_back(a / f);
+      for (double d : st.layer_density_sum) rec.layer_density.push_back(d / f);
+      result.sequences[s].blocks.push_back(std::move(rec));
       density_total += st.density_sum;
       density_count += st.forwards;
     }

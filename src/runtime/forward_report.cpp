@@ -10,6 +10,8 @@ ForwardReport start_report(int num_layers, int num_seqs, const std::vector<int>&
   report.layer_bounds_bytes.assign(num_layers, 0);
   report.sequence_density.assign(num_seqs, 0.0);
   report.sequence_active_tokens.assign(num_seqs, 0.0);
+  report.sequence_layer_density.assign(static_cast<size_t>(num_seqs) * num_layers, 0.0);
+  report.sequence_layer_active_tokens.assign(static_cast<size_t>(num_seqs) * num_layers, 0.0);
   report.took_part.assign(num_seqs, 0);
   for (int s : seqs) report.took_part[s] = 1;
   return report;
@@ -30,6 +32,9 @@ void add_layer_stats(ForwardReport& report, int layer, const std::vector<int>& s
     report.layer_bounds_bytes[layer] += st.bounds_bytes;
     report.sequence_density[seqs[j]] += st.density() / L;
     report.sequence_active_tokens[seqs[j]] += st.active_tokens / L;
+    const size_t at = static_cast<size_t>(seqs[j]) * report.layer_density.size() + layer;
+    report.sequence_layer_density[at] = st.density();
+    report.sequence_layer_active_tokens[at] = st.active_tokens;
   }
   if (with_prefix > 0) report.layer_density[layer] /= with_prefix;
 }

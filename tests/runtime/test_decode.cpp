@@ -163,6 +163,21 @@ TEST(RuntimeDecode, SparseModesDecodeWithTheirInvariants) {
       EXPECT_LE(b.density, 1.0);
       min_density = std::min(min_density, b.density);
       min_active = std::min(min_active, b.active_tokens);
+      // Per layer: one value each, in range, and the block's values are their means.
+      const size_t L = static_cast<size_t>(tiny().config.num_hidden_layers);
+      ASSERT_EQ(b.layer_density.size(), L);
+      ASSERT_EQ(b.layer_active_tokens.size(), L);
+      double density_sum = 0.0, active_sum = 0.0;
+      for (size_t l = 0; l < L; ++l) {
+        EXPECT_GT(b.layer_density[l], 0.0);
+        EXPECT_LE(b.layer_density[l], 1.0);
+        EXPECT_GE(b.layer_active_tokens[l], 0.0);
+        EXPECT_LE(b.layer_active_tokens[l], 16.0);
+        density_sum += b.layer_density[l];
+        active_sum += b.layer_active_tokens[l];
+      }
+      EXPECT_NEAR(density_sum / L, b.density, 1e-12);
+      EXPECT_NEAR(active_sum / L, b.active_tokens, 1e-12);
     }
     if (c.mode.mode == Mode::dense) EXPECT_EQ(min_density, 1.0);
     if (c.mode.mode != Mode::dense) EXPECT_LT(min_density, 1.0) << mode_name(c.mode.mode);

@@ -41,6 +41,8 @@ struct EvalRecord {
   double density = 0.0;        ///< mean over the sequences' blocks
   double active_tokens = 0.0;  ///< mean over the sequences' blocks
   double time_per_block_us = 0.0;  ///< a batch's block wall time over its sequences, mean
+  /// Per layer, means over the sequences' blocks: which layers' active sets and pages differ.
+  std::vector<double> layer_density, layer_active_tokens;
   int block_size = 0, steps = 0;
   /// Each sample's generated tokens (up to and including eos), in sample order: what lets two
   /// runs (CPU and GPU, say) be compared answer by answer.

@@ -43,6 +43,8 @@ struct ForwardReport {
   std::vector<int64_t> layer_kv_bytes, layer_bounds_bytes;
   /// Per sequence [S]: density and active tokens averaged over layers (0 where it took no part).
   std::vector<double> sequence_density, sequence_active_tokens;
+  /// Per sequence and layer [S * num_layers, sequence-major]: what the two above average.
+  std::vector<double> sequence_layer_density, sequence_layer_active_tokens;
   std::vector<uint8_t> took_part;  ///< [S]
 
   double density() const;        ///< mean of layer_density

@@ -46,6 +46,8 @@ struct BlockRecord {
   double active_tokens = 0.0;    ///< mean over its forwards and layers
   double density = 0.0;          ///< mean over its forwards and layers
   double seconds = 0.0;          ///< wall time of the batch's whole block
+  /// Per layer, mean over its forwards: where the active sets and the loaded pages differ.
+  std::vector<double> layer_active_tokens, layer_density;
 };
 
 struct SequenceResult {

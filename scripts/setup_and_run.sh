@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# One command for a newcomer: fetches what is missing, builds, and runs the main job (the demo of
-# every attention mode on the built-in synthetic workload; on the GPU too where there is one).
+# One command for a newcomer: fetches what is missing, builds, and runs the main job: `losa demo`,
+# the shipped model (models/losa-tasks-6l) decoding one long-context prompt per task in every
+# attention mode (32K tokens on a GPU where there is one, 1K on the CPU).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/configure.sh

@@ -3,6 +3,7 @@
 #include <CLI/CLI.hpp>
 #include <climits>
 #include <cstdint>
+#include <fstream>
 
 #include "cli_errors.hpp"
 #include "demo.hpp"
@@ -32,23 +33,23 @@ int main(int argc, char** argv) {
                   synthetic_workload_description());
   bool synthetic = false;
   demo_cmd->add_flag("--synthetic", synthetic, "the synthetic one-layer workload instead of a model");
-  demo_cmd->add_option("--prefix-len", demo.workload.prefix_len, "prefix tokens")->capture_default_str();
+  demo_cmd->add_option("--prefix-len", demo.workload.prefix_len, "prefix tokens (--synthetic)")->capture_default_str();
   demo_cmd->add_option("--block", demo.workload.shape.block_size, "block size B")->capture_default_str();
-  demo_cmd->add_option("--q-heads", demo.workload.shape.num_q_heads, "query heads")->capture_default_str();
-  demo_cmd->add_option("--kv-heads", demo.workload.shape.num_kv_heads, "KV heads")->capture_default_str();
-  demo_cmd->add_option("--head-dim", demo.workload.shape.head_dim, "head dim (64, 128)")->capture_default_str();
-  demo_cmd->add_option("--page-size", demo.workload.page_size, "page size (16, 32, 64)")->capture_default_str();
-  demo_cmd->add_option("--dtype", dtype, "KV storage: bf16, f16, f32")->capture_default_str();
-  demo_cmd->add_option("--steps", demo.steps, "denoising steps in the block")->capture_default_str();
-  demo_cmd->add_option("--budget", demo.budget_tokens, "QUEST token budget per row")->capture_default_str();
-  demo_cmd->add_option("--tau", demo.tau, "LoSA change share")->capture_default_str();
-  demo_cmd->add_option("--k-active", demo.k_active, "LoSA active tokens (top-k rule)")->capture_default_str();
-  demo_cmd->add_option("--changing", demo.workload.changing_tokens, "tokens that change a lot per step")->capture_default_str();
-  demo_cmd->add_option("--drift", demo.workload.drift, "relative drift of the other tokens per step")->capture_default_str();
-  demo_cmd->add_option("--skip", demo.sparsed_skip, "SparseD full-step fraction")->capture_default_str();
-  demo_cmd->add_option("--select", demo.sparsed_select, "SparseD page fraction kept")->capture_default_str();
+  demo_cmd->add_option("--q-heads", demo.workload.shape.num_q_heads, "query heads (--synthetic)")->capture_default_str();
+  demo_cmd->add_option("--kv-heads", demo.workload.shape.num_kv_heads, "KV heads (--synthetic)")->capture_default_str();
+  demo_cmd->add_option("--head-dim", demo.workload.shape.head_dim, "head dim (64, 128) (--synthetic)")->capture_default_str();
+  demo_cmd->add_option("--page-size", demo.workload.page_size, "page size (16, 32, 64) (--synthetic)")->capture_default_str();
+  demo_cmd->add_option("--dtype", dtype, "KV storage: bf16, f16, f32 (--synthetic)")->capture_default_str();
+  demo_cmd->add_option("--steps", demo.steps, "denoising steps in the block (--synthetic)")->capture_default_str();
+  demo_cmd->add_option("--budget", demo.budget_tokens, "token budget per row of the sparse modes")->capture_default_str();
+  demo_cmd->add_option("--tau", demo.tau, "LoSA change share (--synthetic)")->capture_default_str();
+  demo_cmd->add_option("--k-active", demo.k_active, "LoSA active tokens (top-k rule) (--synthetic)")->capture_default_str();
+  demo_cmd->add_option("--changing", demo.workload.changing_tokens, "tokens that change a lot per step (--synthetic)")->capture_default_str();
+  demo_cmd->add_option("--drift", demo.workload.drift, "relative drift of the other tokens per step (--synthetic)")->capture_default_str();
+  demo_cmd->add_option("--skip", demo.sparsed_skip, "SparseD full-step fraction (--synthetic)")->capture_default_str();
+  demo_cmd->add_option("--select", demo.sparsed_select, "SparseD page fraction kept (--synthetic)")->capture_default_str();
   demo_cmd->add_option("--seed", demo.workload.seed, "random seed")->capture_default_str();
-  demo_cmd->add_option("--json", demo.json_path, "write results as JSON to this file");
+  demo_cmd->add_option("--json", demo.json_path, "write results as JSON to this file (--synthetic)");
   tools::ModelDemoOptions model_demo;
   demo_cmd->add_option("--model", model_demo.model_dir,
                        "a model trained on the task suite (losa tasks); default: the shipped " LOSA_SHIPPED_MODEL_DIR
@@ -190,7 +191,12 @@ int main(int argc, char** argv) {
                                "--steps", "--tau", "--k-active", "--changing", "--drift", "--skip", "--select", "--json"})
         if (demo_cmd->count(flag) > 0)
           tools::bad_flag(flag, "applies to the synthetic workload: add --synthetic");
-      if (model_demo.model_dir.empty()) model_demo.model_dir = LOSA_SHIPPED_MODEL_DIR;
+      if (model_demo.model_dir.empty()) {
+        model_demo.model_dir = LOSA_SHIPPED_MODEL_DIR;
+        if (!std::ifstream(model_demo.model_dir + "/config.json"))
+          tools::bad_flag("--model", "is not given and the shipped model is not at " + model_demo.model_dir +
+                                         ": pass --model DIR, or --synthetic for the synthetic workload");
+      }
       model_demo.budget_tokens = demo.budget_tokens;
       model_demo.block_size = demo.workload.shape.block_size;
       model_demo.seed = demo.workload.seed;

@@ -70,6 +70,10 @@ class PagedKVCache {
   /// Element accessors, decoded to float.
   float key(int page, int kv_head, int slot, int dim) const;
   float value(int page, int kv_head, int slot, int dim) const;
+  /// One slot's head_dim keys (values) decoded to float into out: key()/value() for every dim,
+  /// without a call and an offset per element (the CPU attention's inner loop).
+  void key_row(int page, int kv_head, int slot, float* out) const;
+  void value_row(int page, int kv_head, int slot, float* out) const;
   float key_min(int page, int kv_head, int dim) const;
   float key_max(int page, int kv_head, int dim) const;
   /// 8-bit bounds (keep_bounds8): the stored integers and the page's scale; the bounds they

@@ -95,30 +95,44 @@ void prefix_attention(const PagedKVCache& cache, int seq, const BlockShape& shap
     check_page_list(selection.row_pages[r], num_pages, "row_pages", r);
 
   const int D = shape.head_dim;
-  for (int t : tokens)
-    for (int h = 0; h < shape.num_q_heads; ++h) {
-      const int row = t * shape.num_q_heads + h;
-      const int kvh = shape.kv_head_of(h);
-      const auto& pages =
-          selection.row_pages.empty() ? selection.kv_head_pages[kvh] : selection.row_pages[row];
-      // Flatten the row's keys: (physical page, slot) pairs in logical order.
-      std::vector<std::pair<int, int>> keys;
-      for (int p : pages) {
-        const int phys = cache.page_id(seq, p);
-        for (int s = 0; s < cache.tokens_in_page(seq, p); ++s) keys.emplace_back(phys, s);
+  // The keys and values of a page list, decoded to float in logical order: once per KV head when
+  // every row of the head reads the same pages, else once per row.
+  std::vector<float> keys, values;
+  int n = 0;
+  auto decode = [&](const std::vector<int>& pages, int kvh) {
+    n = 0;
+    for (int p : pages) n += cache.tokens_in_page(seq, p);
+    keys.resize(static_cast<size_t>(n) * D);
+    values.resize(static_cast<size_t>(n) * D);
+    size_t at = 0;
+    for (int p : pages) {
+      const int phys = cache.page_id(seq, p);
+      for (int s = 0; s < cache.tokens_in_page(seq, p); ++s, at += D) {
+        cache.key_row(phys, kvh, s, &keys[at]);
+        cache.value_row(phys, kvh, s, &values[at]);
       }
-      const float* qr = q + static_cast<size_t>(row) * D;
-      attend_row(
-          static_cast<int>(keys.size()), D,
-          [&](int j) {
-            double dot = 0.0;
-            for (int d = 0; d < D; ++d)
-              dot += static_cast<double>(qr[d]) * cache.key(keys[j].first, kvh, keys[j].second, d);
-            return dot * scale;
-          },
-          [&](int j, int d) { return static_cast<double>(cache.value(keys[j].first, kvh, keys[j].second, d)); },
-          o + static_cast<size_t>(row) * D, lse + row);
     }
+  };
+  for (int kvh = 0; kvh < shape.num_kv_heads; ++kvh) {
+    if (selection.row_pages.empty()) decode(selection.kv_head_pages[kvh], kvh);
+    for (int t : tokens)
+      for (int h = 0; h < shape.num_q_heads; ++h) {
+        if (shape.kv_head_of(h) != kvh) continue;
+        const int row = t * shape.num_q_heads + h;
+        if (!selection.row_pages.empty()) decode(selection.row_pages[row], kvh);
+        const float* qr = q + static_cast<size_t>(row) * D;
+        attend_row(
+            n, D,
+            [&](int j) {
+              const float* kr = &keys[static_cast<size_t>(j) * D];
+              double dot = 0.0;
+              for (int d = 0; d < D; ++d) dot += static_cast<double>(qr[d]) * kr[d];
+              return dot * scale;
+            },
+            [&](int j, int d) { return static_cast<double>(values[static_cast<size_t>(j) * D + d]); },
+            o + static_cast<size_t>(row) * D, lse + row);
+      }
+  }
 }
 
 void block_attention(const BlockShape& shape, const float* q, const float* k_blk,

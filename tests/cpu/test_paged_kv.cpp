@@ -1,6 +1,8 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cmath>
+#include <vector>
 #include <set>
 
 #include "common/test_util.hpp"
@@ -40,6 +42,21 @@ TEST_P(PagedKVTest, AppendKeepsTokensBoundsAndCsr) {
         ASSERT_EQ(c.key_max(phys, h, d), hi) << "page " << p;
       }
   }
+  // The row accessors decode a slot's keys and values exactly as the element accessors do
+  // (poisoned first, so a dim they skip shows).
+  std::vector<float> k_row(D), v_row(D);
+  for (int p = 0; p < n; ++p)
+    for (int h = 0; h < Hk; ++h)
+      for (int s = 0; s < c.tokens_in_page(0, p); ++s) {
+        std::fill(k_row.begin(), k_row.end(), NAN);
+        std::fill(v_row.begin(), v_row.end(), NAN);
+        c.key_row(c.page_id(0, p), h, s, k_row.data());
+        c.value_row(c.page_id(0, p), h, s, v_row.data());
+        for (int d = 0; d < D; ++d) {
+          ASSERT_EQ(k_row[d], c.key(c.page_id(0, p), h, s, d)) << "page " << p << " slot " << s;
+          ASSERT_EQ(v_row[d], c.value(c.page_id(0, p), h, s, d)) << "page " << p << " slot " << s;
+        }
+      }
 }
 
 INSTANTIATE_TEST_SUITE_P(

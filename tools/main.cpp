@@ -33,29 +33,37 @@ int main(int argc, char** argv) {
                   synthetic_workload_description());
   bool synthetic = false;
   demo_cmd->add_flag("--synthetic", synthetic, "the synthetic one-layer workload instead of a model");
-  demo_cmd->add_option("--prefix-len", demo.workload.prefix_len, "prefix tokens (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--block", demo.workload.shape.block_size, "block size B")->capture_default_str();
-  demo_cmd->add_option("--q-heads", demo.workload.shape.num_q_heads, "query heads (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--kv-heads", demo.workload.shape.num_kv_heads, "KV heads (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--head-dim", demo.workload.shape.head_dim, "head dim (64, 128) (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--page-size", demo.workload.page_size, "page size (16, 32, 64) (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--dtype", dtype, "KV storage: bf16, f16, f32 (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--steps", demo.steps, "denoising steps in the block (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--budget", demo.budget_tokens, "token budget per row of the sparse modes")->capture_default_str();
-  demo_cmd->add_option("--tau", demo.tau, "LoSA change share (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--k-active", demo.k_active, "LoSA active tokens (top-k rule) (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--changing", demo.workload.changing_tokens, "tokens that change a lot per step (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--drift", demo.workload.drift, "relative drift of the other tokens per step (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--skip", demo.sparsed_skip, "SparseD full-step fraction (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--select", demo.sparsed_select, "SparseD page fraction kept (--synthetic)")->capture_default_str();
-  demo_cmd->add_option("--seed", demo.workload.seed, "random seed")->capture_default_str();
-  demo_cmd->add_option("--json", demo.json_path, "write results as JSON to this file (--synthetic)");
+  // Flags of one kind of demo only, each kind in its own group: the help lists them apart, and
+  // the other kind refuses them by name (from the group, so no second list can drift).
+  CLI::Option_group* workload_flags = demo_cmd->add_option_group("With --synthetic");
   tools::ModelDemoOptions model_demo;
-  demo_cmd->add_option("--model", model_demo.model_dir,
-                       "a model trained on the task suite (losa tasks); default: the shipped " LOSA_SHIPPED_MODEL_DIR
-                       " (--context, --budget, --block, --seed, --device apply)");
-  demo_cmd->add_option("--context", model_demo.context_len, "prompt tokens (0: 32768 on a GPU, 1024 on a CPU)");
-  demo_cmd->add_option("--device", model_demo.device, "cpu or cuda (default: cuda where present)");
+  CLI::Option_group* model_flags = demo_cmd->add_option_group("Without --synthetic");
+  demo_cmd->add_option("--block", demo.workload.shape.block_size, "block size B")->capture_default_str();
+  demo_cmd->add_option("--budget", demo.budget_tokens, "token budget per row of the sparse modes")->capture_default_str();
+  demo_cmd->add_option("--seed", demo.workload.seed, "random seed")->capture_default_str();
+  workload_flags->add_option("--prefix-len", demo.workload.prefix_len, "prefix tokens")->capture_default_str();
+  workload_flags->add_option("--q-heads", demo.workload.shape.num_q_heads, "query heads")->capture_default_str();
+  workload_flags->add_option("--kv-heads", demo.workload.shape.num_kv_heads, "KV heads")->capture_default_str();
+  workload_flags->add_option("--head-dim", demo.workload.shape.head_dim, "head dim (64, 128)")->capture_default_str();
+  workload_flags->add_option("--page-size", demo.workload.page_size, "page size (16, 32, 64)")->capture_default_str();
+  workload_flags->add_option("--dtype", dtype, "KV storage: bf16, f16, f32")->capture_default_str();
+  workload_flags->add_option("--steps", demo.steps, "denoising steps in the block")->capture_default_str();
+  workload_flags->add_option("--tau", demo.tau, "LoSA change share")->capture_default_str();
+  workload_flags->add_option("--k-active", demo.k_active, "LoSA active tokens (top-k rule)")->capture_default_str();
+  workload_flags->add_option("--changing", demo.workload.changing_tokens, "tokens that change a lot per step")->capture_default_str();
+  workload_flags->add_option("--drift", demo.workload.drift, "relative drift of the other tokens per step")->capture_default_str();
+  workload_flags->add_option("--skip", demo.sparsed_skip, "SparseD full-step fraction")->capture_default_str();
+  workload_flags->add_option("--select", demo.sparsed_select, "SparseD page fraction kept")->capture_default_str();
+  workload_flags->add_option("--json", demo.json_path, "write results as JSON to this file");
+  model_flags->add_option("--model", model_demo.model_dir,
+                          "a model trained on the task suite (losa tasks); default: the shipped " LOSA_SHIPPED_MODEL_DIR);
+  model_flags->add_option("--context", model_demo.context_len, "prompt tokens (0: 32768 on a GPU, 1024 on a CPU)");
+  model_flags->add_option("--device", model_demo.device, "cpu or cuda (default: cuda where present)");
+  // The first flag given of a group that does not apply: refused by name.
+  auto refuse_given = [](const CLI::Option_group* group, const std::string& reason) {
+    for (const CLI::Option* flag : group->get_options())
+      if (flag->count() > 0) tools::bad_flag(flag->get_name(), reason);
+  };
 
   tools::TokenizeOptions tokenize;
   CLI::App* tokenize_cmd = tools::add_tokenize_command(app, tokenize);
@@ -187,10 +195,7 @@ int main(int argc, char** argv) {
   // The default command. Flags of the other kind of demo are refused by name rather than ignored.
   if (!synthetic)
     return tools::run_reporting_errors(*demo_cmd, [&] {
-      for (const char* flag : {"--prefix-len", "--q-heads", "--kv-heads", "--head-dim", "--page-size", "--dtype",
-                               "--steps", "--tau", "--k-active", "--changing", "--drift", "--skip", "--select", "--json"})
-        if (demo_cmd->count(flag) > 0)
-          tools::bad_flag(flag, "applies to the synthetic workload: add --synthetic");
+      refuse_given(workload_flags, "applies to the synthetic workload: add --synthetic");
       if (model_demo.model_dir.empty()) {
         model_demo.model_dir = LOSA_SHIPPED_MODEL_DIR;
         if (!std::ifstream(model_demo.model_dir + "/config.json"))
@@ -203,8 +208,7 @@ int main(int argc, char** argv) {
       return tools::run_model_demo(model_demo);
     });
   return tools::run_reporting_errors(*demo_cmd, [&] {
-    for (const char* flag : {"--model", "--context", "--device"})
-      if (demo_cmd->count(flag) > 0) tools::bad_flag(flag, "does not apply with --synthetic");
+    refuse_given(model_flags, "does not apply with --synthetic");
     demo.workload.dtype = parse_dtype(dtype, "--dtype");
     return tools::run_demo(demo);
   });

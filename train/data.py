@@ -172,23 +172,16 @@ def pack_rows(examples, row_len, block_sizes, rng, lm_max_len=0):
     return rows
 
 
-def mask_fn(docs, blocks, noisy):
-    """The attention rule of a row: mask_fn(...)(b, h, q, kv) is True where q attends to kv."""
-
-    def mask_mod(b, h, q, kv):
-        same = docs[q] == docs[kv]
-        clean_q, clean_kv = ~noisy[q], ~noisy[kv]
-        clean_clean = clean_q & clean_kv & (blocks[kv] <= blocks[q])
-        noisy_clean = noisy[q] & clean_kv & (blocks[kv] < blocks[q])
-        noisy_noisy = noisy[q] & noisy[kv] & (blocks[kv] == blocks[q])
-        return same & (clean_clean | noisy_clean | noisy_noisy)
-
-    return mask_mod
-
-
 def dense_mask(row, begin=0, end=None):
-    """The boolean [T, T] mask of the row's tokens begin..end (a segment of whole documents)."""
+    """The boolean [T, T] attention rule of the row's tokens begin..end (a span of whole documents):
+    True where query q sees key kv."""
     sl = slice(begin, row["tokens"].shape[0] if end is None else end)
     docs, blocks, noisy = row["docs"][sl], row["blocks"][sl], row["noisy"][sl]
-    idx = torch.arange(docs.shape[0], device=docs.device)
-    return mask_fn(docs, blocks, noisy)(0, 0, idx[:, None], idx[None, :])
+    same = docs[:, None] == docs[None, :]
+    clean_q, clean_kv = ~noisy[:, None], ~noisy[None, :]
+    noisy_q, noisy_kv = noisy[:, None], noisy[None, :]
+    bq, bkv = blocks[:, None], blocks[None, :]
+    clean_clean = clean_q & clean_kv & (bkv <= bq)
+    noisy_clean = noisy_q & clean_kv & (bkv < bq)
+    noisy_noisy = noisy_q & noisy_kv & (bkv == bq)
+    return same & (clean_clean | noisy_clean | noisy_noisy)

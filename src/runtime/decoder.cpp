@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <numeric>
 
 #include "losa/errors.hpp"
 
@@ -19,8 +20,7 @@ struct SequenceState {
   // The current block.
   std::vector<uint8_t> masked;
   int steps = 0;
-  double active_sum = 0.0, density_sum = 0.0;
-  std::vector<double> layer_active_sum, layer_density_sum;
+  std::vector<double> layer_active_sum, layer_density_sum;  // over the block's forwards
   int forwards = 0;
 };
 
@@ -28,9 +28,11 @@ bool contains(const std::vector<int32_t>& ids, int32_t x) {
   return std::find(ids.begin(), ids.end(), x) != ids.end();
 }
 
+double mean(const std::vector<double>& x) {
+  return x.empty() ? 0.0 : std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
+}
+
 void add_stats(SequenceState& st, const ForwardReport& r, int s) {
-  st.active_sum += r.sequence_active_tokens[s];
-  st.density_sum += r.sequence_density[s];
   const size_t L = r.layer_density.size();
   st.layer_active_sum.resize(L, 0.0);
   st.layer_density_sum.resize(L, 0.0);
@@ -134,7 +136,6 @@ DecodeResult decode(ModelBackend& backend, const std::vector<std::vector<int32_t
       SequenceState& st = seq[s];
       st.masked.assign(B, 1);
       st.steps = 0;
-      st.active_sum = st.density_sum = 0.0;
       st.layer_active_sum.clear();
       st.layer_density_sum.clear();
       st.forwards = 0;
@@ -207,11 +208,13 @@ DecodeResult decode(ModelBackend& backend, const std::vector<std::vector<int32_t
       if (!active[s]) continue;
       const SequenceState& st = seq[s];
       const double f = std::max(1, st.forwards);
-      BlockRecord rec{r, st.steps, commit_part[s] != 0, st.active_sum / f, st.density_sum / f, seconds, {}, {}};
+      BlockRecord rec{r, st.steps, commit_part[s] != 0, 0.0, 0.0, seconds, {}, {}};
       for (double a : st.layer_active_sum) rec.layer_active_tokens.push_back(a / f);
       for (double d : st.layer_density_sum) rec.layer_density.push_back(d / f);
+      rec.active_tokens = mean(rec.layer_active_tokens);
+      rec.density = mean(rec.layer_density);
+      density_total += mean(st.layer_density_sum);
       result.sequences[s].blocks.push_back(std::move(rec));
-      density_total += st.density_sum;
       density_count += st.forwards;
     }
     if (progress)

@@ -8,8 +8,6 @@ ForwardReport start_report(int num_layers, int num_seqs, const std::vector<int>&
   report.layer_active_tokens.assign(num_layers, 0.0);
   report.layer_kv_bytes.assign(num_layers, 0);
   report.layer_bounds_bytes.assign(num_layers, 0);
-  report.sequence_density.assign(num_seqs, 0.0);
-  report.sequence_active_tokens.assign(num_seqs, 0.0);
   report.sequence_layer_density.assign(static_cast<size_t>(num_seqs) * num_layers, 0.0);
   report.sequence_layer_active_tokens.assign(static_cast<size_t>(num_seqs) * num_layers, 0.0);
   report.took_part.assign(num_seqs, 0);
@@ -19,7 +17,6 @@ ForwardReport start_report(int num_layers, int num_seqs, const std::vector<int>&
 
 void add_layer_stats(ForwardReport& report, int layer, const std::vector<int>& seqs,
                      const std::vector<StepStats>& stats) {
-  const double L = static_cast<double>(report.layer_density.size());
   int with_prefix = 0;
   for (size_t j = 0; j < seqs.size(); ++j) {
     const StepStats& st = stats[j];
@@ -30,8 +27,6 @@ void add_layer_stats(ForwardReport& report, int layer, const std::vector<int>& s
     report.layer_active_tokens[layer] += st.active_tokens / static_cast<double>(seqs.size());
     report.layer_kv_bytes[layer] += st.kv_bytes;
     report.layer_bounds_bytes[layer] += st.bounds_bytes;
-    report.sequence_density[seqs[j]] += st.density() / L;
-    report.sequence_active_tokens[seqs[j]] += st.active_tokens / L;
     const size_t at = static_cast<size_t>(seqs[j]) * report.layer_density.size() + layer;
     report.sequence_layer_density[at] = st.density();
     report.sequence_layer_active_tokens[at] = st.active_tokens;

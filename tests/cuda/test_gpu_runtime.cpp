@@ -125,7 +125,7 @@ void lockstep(Mode mode, int B, const std::vector<int>& prompt_lengths) {
       worst.worst = test::worst(worst.worst, e.worst);
       worst.argmax_checked += e.argmax_checked;
       EXPECT_EQ(gr.layer_kv_bytes, cr.layer_kv_bytes) << where;
-      EXPECT_EQ(gr.sequence_active_tokens, cr.sequence_active_tokens) << where;
+      EXPECT_EQ(gr.sequence_active_tokens(), cr.sequence_active_tokens()) << where;
       for (int s = 0; s < S; ++s)
         if (gr.took_part[s]) block[static_cast<size_t>(s) * B + step] = gp[static_cast<size_t>(s) * B + step].token;
     }

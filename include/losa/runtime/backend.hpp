@@ -41,15 +41,17 @@ struct ForwardReport {
   /// bytes read (summed over them).
   std::vector<double> layer_density, layer_active_tokens;
   std::vector<int64_t> layer_kv_bytes, layer_bounds_bytes;
-  /// Per sequence [S]: density and active tokens averaged over layers (0 where it took no part).
-  std::vector<double> sequence_density, sequence_active_tokens;
-  /// Per sequence and layer [S * num_layers, sequence-major]: what the two above average.
+  /// Per sequence and layer [S * num_layers, sequence-major]: density and active tokens (0 where
+  /// the sequence took no part).
   std::vector<double> sequence_layer_density, sequence_layer_active_tokens;
   std::vector<uint8_t> took_part;  ///< [S]
 
   double density() const;        ///< mean of layer_density
   double active_tokens() const;  ///< mean of layer_active_tokens
   int64_t kv_bytes() const;      ///< sum over layers
+  /// Per sequence [S]: sequence_layer_density / sequence_layer_active_tokens averaged over layers.
+  std::vector<double> sequence_density() const;
+  std::vector<double> sequence_active_tokens() const;
 };
 
 /// StepDecisions of one forward: [num_layers][S] (empty for sequences that took no part).

@@ -26,7 +26,9 @@ import torch
 
 MASK = 1
 EOS = 0
-TASKS = ["single_needle", "multi_key", "multi_value", "chain", "frequent"]
+TASKS = ["single_needle", "multi_key", "multi_value", "chain", "frequent", "copy"]
+COPY_TASK = TASKS.index("copy")  # training only (copy_examples), not a task of losa eval
+FIRST_CONTENT = 32  # the suite's first non-structure word (include/losa/eval/tasks.hpp)
 
 
 def read_shard(path):
@@ -48,6 +50,42 @@ def read_shard(path):
             off += 2 * ln
         out.append((task, parts))
     return vocab, out
+
+
+def copy_examples(rng, count, min_len, max_len, vocab=512, questions=6, cue="anywhere"):
+    """`count` copy documents of about min_len..max_len tokens (log-uniform): a passage of distinct
+    random words, then questions, each a cue of 1..3 words from a random place in the passage
+    answered by the 4..24 words that follow it there. A masked answer word is decided only by
+    finding the last visible word (the cue's end, or a word already unmasked) in the passage and
+    copying the word that many places after it: the induction step that multi_key, multi_value
+    and chain need after their first word, with every answer word a target. The cue starts
+    anywhere, so no position-based shortcut answers it (bench/NOTES.md, "Sixth round").
+    cue="start" gives the first version (the cue is the passage's first 1..n/4 words, the answer
+    all the rest, one question): a model learns it by position, not by content, and the skill
+    does not transfer; kept to reproduce the calls that used it."""
+    if cue not in ("anywhere", "start"):
+        raise ValueError(f"copy cue must be 'anywhere' or 'start', not {cue!r}")
+    out = []
+    words = np.arange(FIRST_CONTENT, vocab, dtype=np.int32)
+    for _ in range(count):
+        total = int(np.exp(rng.uniform(np.log(min_len), np.log(max_len + 1))))
+        if cue == "start":
+            n = int(np.clip(total * 4 // 5, 8, len(words)))
+            passage = rng.choice(words, n, replace=False)
+            m = int(rng.integers(1, max(2, n // 4)))
+            out.append((COPY_TASK, [np.concatenate([passage, passage[:m]]), np.append(passage[m:], EOS).astype(np.int32)]))
+            continue
+        n = int(np.clip(total, 32, len(words)))
+        passage = rng.choice(words, n, replace=False)
+        parts = []
+        for q in range(questions):
+            cue_len, answer_len = int(rng.integers(1, 4)), int(rng.integers(4, 25))
+            at = int(rng.integers(0, n - cue_len - answer_len))
+            cue_words = passage[at:at + cue_len]
+            parts.append(np.concatenate([passage, cue_words]) if q == 0 else cue_words.astype(np.int32))
+            parts.append(np.append(passage[at + cue_len:at + cue_len + answer_len], EOS).astype(np.int32))
+        out.append((COPY_TASK, parts))
+    return out
 
 
 def example_tokens(parts, block, rng, lm=False):

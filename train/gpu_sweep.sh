@@ -3,7 +3,7 @@
 # "NAME train.py-flags..."; a run resumes from .train/NAME.part* when present, else from
 # .train/$RESUME_FROM.part* when that is set. Returns every run's
 # log (logs.tgz) and the checkpoint of the run named by $KEEP, or of the run with the highest final
-# content-word accuracy summed over tasks (at most 8 files come back from a call, so only one checkpoint does).
+# content-word accuracy summed over the suite's tasks (at most 8 files come back from a call, so only one checkpoint does).
 #   [EVAL_LENGTHS="4096 8192"] bash train/gpu_sweep.sh SECONDS CONFIG_FILE
 set -o pipefail
 seconds=$1; config=$2
@@ -33,7 +33,7 @@ for line in open(sys.argv[1]):
     except (OSError, IndexError):
         print(f"{name}: no log"); continue
     print(name, json.dumps(last))
-    acc = sum(last["content_accuracy"].values())
+    acc = sum(v for k, v in last["content_accuracy"].items() if k != "copy")  # the suite's tasks only
     if best is None or acc > best[1]:
         best = (name, acc)
 print("best", os.environ.get("KEEP") or best[0])

@@ -1,0 +1,114 @@
+"""Which answer words a model can decide, and from what: a CPU probe of a trained model on the task
+suite (bench/NOTES.md, "Sixth round", says what it found).
+
+For each example the answer block (the answer padded with eos to one block, starting at a block
+boundary as `losa eval` decodes it) is predicted three ways, and the accuracy of each answer
+word's argmax is printed by its position in the answer:
+  all_masked      every answer word masked: what the dense first denoising step decides;
+  left_clean      the words before it given, it and the rest masked: whether the model copies
+                  the successor of the word just decided (an induction step);
+  only_this       every other word given: whether the words around it suffice.
+A model that retrieves a fact by matching its key is right at position 1 in every row; one that
+has learned the induction step is right everywhere in left_clean.
+
+    python3 train/answer_probe.py --losa build/tools/losa --model models/losa-tasks-6l \
+        --tasks multi_key chain --length 512 --samples 8
+    python3 train/answer_probe.py --losa build/tools/losa --checkpoint .train/NAME ...
+"""
+import argparse
+import glob
+import io
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+import torch
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from data import EOS, MASK, read_shard  # noqa: E402
+from model import ModelShape, SdarModel  # noqa: E402
+
+
+def load_model(model_dir, checkpoint):
+    if checkpoint:
+        parts = sorted(glob.glob(checkpoint + ".part*"), key=lambda p: int(p.rsplit("part", 1)[1]))
+        if not parts:
+            raise SystemExit(f"--checkpoint: no {checkpoint}.part* files")
+        state = torch.load(io.BytesIO(b"".join(open(p, "rb").read() for p in parts)), map_location="cpu",
+                           weights_only=False)
+        model = SdarModel(ModelShape(**state["shape"]))
+        model.load_state_dict(state["model"])
+        return model.eval()
+    from safetensors.torch import load_file
+    with open(os.path.join(model_dir, "config.json")) as f:
+        cfg = json.load(f)
+    model = SdarModel(ModelShape(**{k: cfg[k] for k in ModelShape.__dataclass_fields__}))
+    model.load_state_dict({k: v.float() for k, v in load_file(os.path.join(model_dir, "model.safetensors")).items()})
+    return model.eval()
+
+
+def block_probabilities(model, prompt, block_tokens, block):
+    """Softmax over the vocabulary at each position of the answer block, the prompt block-causal."""
+    tokens = torch.from_numpy(np.concatenate([prompt, block_tokens]).astype(np.int64))
+    positions = torch.arange(len(tokens))
+    blocks = positions // block
+    with torch.no_grad():
+        logits = model(tokens, positions, blocks[None, :] <= blocks[:, None])
+    return logits[len(prompt):].float().softmax(-1)
+
+
+def probe(model, prompt, answer, block):
+    """Per answer word (eos excluded): right or not in each condition, and all_masked's confidence."""
+    words = len(answer) - 1
+    if len(prompt) % block or len(answer) > block:
+        raise SystemExit(f"--length must be a multiple of --block and answers ({len(answer)} tokens) fit one block")
+    full = np.concatenate([answer, np.full(block - len(answer), EOS)])
+    probs = block_probabilities(model, prompt, np.full(block, MASK), block)
+    out = {"all_masked": (probs.argmax(-1).numpy() == full)[:words],
+           "confidence": probs.max(-1).values.numpy()[:words], "left_clean": [], "only_this": []}
+    for j in range(words):
+        left = full.copy()
+        left[j:] = MASK
+        out["left_clean"].append(block_probabilities(model, prompt, left, block)[j].argmax().item() == full[j])
+        one = full.copy()
+        one[j] = MASK
+        out["only_this"].append(block_probabilities(model, prompt, one, block)[j].argmax().item() == full[j])
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--losa", required=True, help="the losa binary (writes the examples)")
+    ap.add_argument("--model", default="", help="an exported model folder")
+    ap.add_argument("--checkpoint", default="", help="a training checkpoint prefix (train.py --out)")
+    ap.add_argument("--tasks", nargs="+", default=["multi_key", "multi_value", "chain"])
+    ap.add_argument("--length", type=int, default=512, help="context length (a multiple of --block)")
+    ap.add_argument("--samples", type=int, default=8)
+    ap.add_argument("--block", type=int, default=16)
+    ap.add_argument("--seed", type=int, default=7)
+    args = ap.parse_args()
+    if bool(args.model) == bool(args.checkpoint):
+        raise SystemExit("give one of --model and --checkpoint")
+    model = load_model(args.model, args.checkpoint)
+    with tempfile.TemporaryDirectory() as tmp:
+        for task in args.tasks:
+            shard = os.path.join(tmp, f"{task}.bin")
+            subprocess.run([args.losa, "tasks", "--tasks", task, "--count", str(args.samples), "--min-len",
+                            str(args.length), "--max-len", str(args.length), "--seed", str(args.seed), "--out", shard],
+                           check=True, capture_output=True)
+            rows = {}
+            for _, parts in read_shard(shard)[1]:
+                for key, values in probe(model, parts[0], parts[1], args.block).items():
+                    rows.setdefault(key, []).append(np.asarray(values, float))
+            for key, values in rows.items():
+                longest = max(len(v) for v in values)
+                table = np.array([np.pad(v, (0, longest - len(v)), constant_values=np.nan) for v in values])
+                cells = " ".join(f"{x:5.2f}" for x in np.nanmean(table, 0))
+                print(f"{task:12s} {args.length:6d} {key:11s} {cells}", flush=True)
+
+
+if __name__ == "__main__":
+    main()

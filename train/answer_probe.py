@@ -11,6 +11,11 @@ word's argmax is printed by its position in the answer:
 A model that retrieves a fact by matching its key is right at position 1 in every row; one that
 has learned the induction step is right everywhere in left_clean.
 
+--copy instead probes copying itself: a passage of 200 distinct words, filler, then one word of
+the passage as the cue (bare, after "question find", or after "key"); the accuracy of each of
+the 6 words that follow the cue in the passage, all masked. An induction head is right at every
+position whatever the prefix.
+
     python3 train/answer_probe.py --losa build/tools/losa --model models/losa-tasks-6l \
         --tasks multi_key chain --length 512 --samples 8
     python3 train/answer_probe.py --losa build/tools/losa --checkpoint .train/NAME ...
@@ -79,9 +84,27 @@ def probe(model, prompt, answer, block):
     return out
 
 
+QUESTION, FIND, KEY = 8, 9, 3  # structure words of the suite (src/eval/tasks.cpp)
+
+
+def copy_probe(model, block, samples, seed, words_shown=6):
+    rng = np.random.default_rng(seed)
+    for name, prefix in [("bare cue", []), ("question find cue", [QUESTION, FIND]), ("key cue", [KEY])]:
+        right = []
+        for _ in range(samples):
+            passage = rng.choice(np.arange(32, 512), 200, replace=False)
+            lead = -(len(passage) + len(prefix) + 1) % block + block
+            filler = rng.choice(np.arange(256, 512), lead)  # so that the answer starts a block
+            at = int(rng.integers(0, len(passage) - block - 1))
+            prompt = np.concatenate([passage, filler, prefix, passage[at:at + 1]])
+            probs = block_probabilities(model, prompt, np.full(block, MASK), block)
+            right.append(probs.argmax(-1).numpy()[:words_shown] == passage[at + 1:at + 1 + words_shown])
+        print(f"copy {name:18s}", " ".join(f"{x:5.2f}" for x in np.mean(right, 0)), flush=True)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--losa", required=True, help="the losa binary (writes the examples)")
+    ap.add_argument("--losa", default="", help="the losa binary (writes the task examples)")
     ap.add_argument("--model", default="", help="an exported model folder")
     ap.add_argument("--checkpoint", default="", help="a training checkpoint prefix (train.py --out)")
     ap.add_argument("--tasks", nargs="+", default=["multi_key", "multi_value", "chain"])
@@ -89,10 +112,16 @@ def main():
     ap.add_argument("--samples", type=int, default=8)
     ap.add_argument("--block", type=int, default=16)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--copy", action="store_true", help="probe copying from a one-word cue instead of the tasks")
     args = ap.parse_args()
     if bool(args.model) == bool(args.checkpoint):
         raise SystemExit("give one of --model and --checkpoint")
     model = load_model(args.model, args.checkpoint)
+    if args.copy:
+        copy_probe(model, args.block, args.samples, args.seed)
+        return
+    if not args.losa:
+        raise SystemExit("--losa is needed to write the task examples")
     with tempfile.TemporaryDirectory() as tmp:
         for task in args.tasks:
             shard = os.path.join(tmp, f"{task}.bin")

@@ -21,9 +21,6 @@ position whatever the prefix.
     python3 train/answer_probe.py --losa build/tools/losa --checkpoint .train/NAME ...
 """
 import argparse
-import glob
-import io
-import json
 import os
 import subprocess
 import sys
@@ -33,25 +30,21 @@ import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from data import EOS, MASK, read_shard  # noqa: E402
-from model import ModelShape, SdarModel  # noqa: E402
+from data import EOS, FIND, FIRST_CONTENT, FIRST_FILLER, KEY, MASK, QUESTION, read_shard  # noqa: E402
+from model import ModelShape, SdarModel, folder_shape, load_folder_weights  # noqa: E402
+from train import load_checkpoint  # noqa: E402
 
 
 def load_model(model_dir, checkpoint):
     if checkpoint:
-        parts = sorted(glob.glob(checkpoint + ".part*"), key=lambda p: int(p.rsplit("part", 1)[1]))
-        if not parts:
+        state = load_checkpoint(checkpoint)
+        if state is None:
             raise SystemExit(f"--checkpoint: no {checkpoint}.part* files")
-        state = torch.load(io.BytesIO(b"".join(open(p, "rb").read() for p in parts)), map_location="cpu",
-                           weights_only=False)
         model = SdarModel(ModelShape(**state["shape"]))
         model.load_state_dict(state["model"])
-        return model.eval()
-    from safetensors.torch import load_file
-    with open(os.path.join(model_dir, "config.json")) as f:
-        cfg = json.load(f)
-    model = SdarModel(ModelShape(**{k: cfg[k] for k in ModelShape.__dataclass_fields__}))
-    model.load_state_dict({k: v.float() for k, v in load_file(os.path.join(model_dir, "model.safetensors")).items()})
+    else:
+        model = SdarModel(folder_shape(model_dir))
+        load_folder_weights(model, model_dir)
     return model.eval()
 
 
@@ -68,8 +61,8 @@ def block_probabilities(model, prompt, block_tokens, block):
 def probe(model, prompt, answer, block):
     """Per answer word (eos excluded): right or not in each condition, and all_masked's confidence."""
     words = len(answer) - 1
-    if len(prompt) % block or len(answer) > block:
-        raise SystemExit(f"--length must be a multiple of --block and answers ({len(answer)} tokens) fit one block")
+    if len(answer) > block:
+        raise SystemExit(f"--block ({block}) must hold the answer ({len(answer)} tokens)")
     full = np.concatenate([answer, np.full(block - len(answer), EOS)])
     probs = block_probabilities(model, prompt, np.full(block, MASK), block)
     out = {"all_masked": (probs.argmax(-1).numpy() == full)[:words],
@@ -84,17 +77,14 @@ def probe(model, prompt, answer, block):
     return out
 
 
-QUESTION, FIND, KEY = 8, 9, 3  # structure words of the suite (src/eval/tasks.cpp)
-
-
 def copy_probe(model, block, samples, seed, words_shown=6):
     rng = np.random.default_rng(seed)
     for name, prefix in [("bare cue", []), ("question find cue", [QUESTION, FIND]), ("key cue", [KEY])]:
         right = []
         for _ in range(samples):
-            passage = rng.choice(np.arange(32, 512), 200, replace=False)
+            passage = rng.choice(np.arange(FIRST_CONTENT, model.shape.vocab_size), 200, replace=False)
             lead = -(len(passage) + len(prefix) + 1) % block + block
-            filler = rng.choice(np.arange(256, 512), lead)  # so that the answer starts a block
+            filler = rng.choice(np.arange(FIRST_FILLER, model.shape.vocab_size), lead)  # so that the answer starts a block
             at = int(rng.integers(0, len(passage) - block - 1))
             prompt = np.concatenate([passage, filler, prefix, passage[at:at + 1]])
             probs = block_probabilities(model, prompt, np.full(block, MASK), block)
@@ -116,6 +106,8 @@ def main():
     args = ap.parse_args()
     if bool(args.model) == bool(args.checkpoint):
         raise SystemExit("give one of --model and --checkpoint")
+    if args.block < 1 or args.length % args.block:
+        raise SystemExit(f"--length ({args.length}) must be a multiple of --block ({args.block})")
     model = load_model(args.model, args.checkpoint)
     if args.copy:
         copy_probe(model, args.block, args.samples, args.seed)

@@ -28,7 +28,10 @@ MASK = 1
 EOS = 0
 TASKS = ["single_needle", "multi_key", "multi_value", "chain", "frequent", "copy"]
 COPY_TASK = TASKS.index("copy")  # training only (copy_examples), not a task of losa eval
-FIRST_CONTENT = 32  # the suite's first non-structure word (include/losa/eval/tasks.hpp)
+# The suite's vocabulary (include/losa/eval/tasks.hpp, src/eval/tasks.cpp): structure words below
+# FIRST_CONTENT, names up to FIRST_FILLER, filler words above.
+FIRST_CONTENT, FIRST_FILLER = 32, 256
+KEY, QUESTION, FIND = 3, 8, 9
 
 
 def read_shard(path):

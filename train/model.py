@@ -6,6 +6,8 @@ q/k RMSNorm per head before rotate-half RoPE, GQA, SwiGLU, no biases, untied lm_
 position i predict token i (no shift). Attention takes an arbitrary mask (block-causal over clean
 blocks plus the noisy copy of the answer, see data.py) as a dense boolean mask, with SDPA.
 """
+import json
+import os
 from dataclasses import dataclass, asdict
 
 import torch
@@ -140,3 +142,16 @@ class SdarModel(nn.Module):
 
     def forward(self, tokens, positions, mask):
         return self.lm_head(self.hidden(tokens, positions, mask))
+
+
+def folder_shape(path):
+    """The ModelShape of an exported model folder (its config.json)."""
+    with open(os.path.join(path, "config.json")) as f:
+        cfg = json.load(f)
+    return ModelShape(**{k: cfg[k] for k in ModelShape.__dataclass_fields__})
+
+
+def load_folder_weights(model, path):
+    """An exported folder's model.safetensors into `model`, as fp32."""
+    from safetensors.torch import load_file  # only the folders need safetensors
+    model.load_state_dict({k: v.float() for k, v in load_file(os.path.join(path, "model.safetensors")).items()})

@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import EOS, TASKS, copy_examples, dense_mask, pack_rows, read_shard  # noqa: E402
-from model import ModelShape, SdarModel  # noqa: E402
+from model import ModelShape, SdarModel, folder_shape, load_folder_weights  # noqa: E402
 
 PART_BYTES = 15 << 20
 
@@ -212,14 +212,10 @@ def main():
     if ckpt:
         shape = ModelShape(**ckpt["shape"])
     if args.init and not ckpt:
-        with open(os.path.join(args.init, "config.json")) as f:
-            cfg = json.load(f)
-        shape = ModelShape(**{k: cfg[k] for k in ModelShape.__dataclass_fields__})
+        shape = folder_shape(args.init)
     model = SdarModel(shape).to(device)
     if args.init and not ckpt:
-        from safetensors.torch import load_file
-        weights = load_file(os.path.join(args.init, "model.safetensors"))
-        model.load_state_dict({k: v.float() for k, v in weights.items()})
+        load_folder_weights(model, args.init)
         print(f"initialised from {args.init}", flush=True)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]

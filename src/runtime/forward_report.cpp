@@ -1,5 +1,7 @@
 #include "forward_report.hpp"
 
+#include <numeric>
+
 namespace losa::runtime::detail {
 
 ForwardReport start_report(int num_layers, int num_seqs, const std::vector<int>& seqs) {
@@ -35,3 +37,40 @@ void add_layer_stats(ForwardReport& report, int layer, const std::vector<int>& s
 }
 
 }  // namespace losa::runtime::detail
+
+namespace losa::runtime {
+
+double ForwardReport::density() const {
+  if (layer_density.empty()) return 0.0;
+  return std::accumulate(layer_density.begin(), layer_density.end(), 0.0) / layer_density.size();
+}
+
+double ForwardReport::active_tokens() const {
+  if (layer_active_tokens.empty()) return 0.0;
+  return std::accumulate(layer_active_tokens.begin(), layer_active_tokens.end(), 0.0) /
+         layer_active_tokens.size();
+}
+
+int64_t ForwardReport::kv_bytes() const {
+  return std::accumulate(layer_kv_bytes.begin(), layer_kv_bytes.end(), int64_t{0});
+}
+
+namespace {
+std::vector<double> layer_means(const std::vector<double>& per_sequence_layer, size_t num_layers) {
+  std::vector<double> out(num_layers ? per_sequence_layer.size() / num_layers : 0);
+  for (size_t s = 0; s < out.size(); ++s)
+    out[s] = std::accumulate(per_sequence_layer.begin() + s * num_layers,
+                             per_sequence_layer.begin() + (s + 1) * num_layers, 0.0) / num_layers;
+  return out;
+}
+}  // namespace
+
+std::vector<double> ForwardReport::sequence_density() const {
+  return layer_means(sequence_layer_density, layer_density.size());
+}
+
+std::vector<double> ForwardReport::sequence_active_tokens() const {
+  return layer_means(sequence_layer_active_tokens, layer_density.size());
+}
+
+}  // namespace losa::runtime

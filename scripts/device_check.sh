@@ -25,8 +25,12 @@ for tool in memcheck racecheck; do
     --gtest_filter="$small" --gtest_brief=1 > "$OUT/sanitizer_$tool.log" 2>&1
   echo "compute-sanitizer $tool rc=$? $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$OUT/sanitizer_$tool.log" | tail -1)" | tee -a "$OUT/summary.txt"
 done
-# The model runtime on the GPU (cuBLAS included): memcheck over the forward-vs-CPU tests.
+# The model runtime on the GPU (cuBLAS and the decode-shape GEMM included): memcheck over the
+# forward-vs-CPU tests and the GEMM's own; racecheck over the GEMM (shared-memory reduction).
+runtime_filter="GpuRuntime.DenseMatchesCpu:GpuRuntime.LosaMatchesCpuReplayingItsChoices:GpuRuntime.SparsedMatchesCpuReplayingItsChoices:GpuSkinnyGemm.*"
 timeout ${LOSA_SANITIZER_TIMEOUT:-900} compute-sanitizer --tool memcheck --error-exitcode 9 "$bin/losa_gpu_runtime_tests" \
-  --gtest_filter="GpuRuntime.DenseMatchesCpu:GpuRuntime.LosaMatchesCpuReplayingItsChoices:GpuRuntime.SparsedMatchesCpuReplayingItsChoices" \
-  --gtest_brief=1 > "$OUT/sanitizer_runtime_memcheck.log" 2>&1
+  --gtest_filter="$runtime_filter" --gtest_brief=1 > "$OUT/sanitizer_runtime_memcheck.log" 2>&1
 echo "compute-sanitizer runtime memcheck rc=$? $(grep -E 'ERROR SUMMARY' "$OUT/sanitizer_runtime_memcheck.log" | tail -1)" | tee -a "$OUT/summary.txt"
+timeout ${LOSA_SANITIZER_TIMEOUT:-900} compute-sanitizer --tool racecheck --error-exitcode 9 "$bin/losa_gpu_runtime_tests" \
+  --gtest_filter="GpuSkinnyGemm.*" --gtest_brief=1 > "$OUT/sanitizer_runtime_racecheck.log" 2>&1
+echo "compute-sanitizer runtime racecheck rc=$? $(grep -E 'RACECHECK SUMMARY' "$OUT/sanitizer_runtime_racecheck.log" | tail -1)" | tee -a "$OUT/summary.txt"

@@ -22,22 +22,6 @@ using nlohmann::json;
 
 constexpr int64_t kRigBudgetBytes = int64_t{24} << 30;  // KV copies one configuration may hold
 
-double copy_bandwidth_gbps(cudaStream_t stream) {
-  const size_t bytes = size_t{1} << 30;
-  cuda::DeviceBuffer a(bytes), b(bytes);
-  a.fill_bytes(1);
-  EventPair ev;
-  std::vector<double> t;
-  for (int i = 0; i < 12; ++i) {
-    ev.start(stream);
-    LOSA_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice, stream));
-    ev.stop(stream);
-    LOSA_CUDA_CHECK(cudaStreamSynchronize(stream));
-    if (i >= 2) t.push_back(ev.micros());
-  }
-  return 2.0 * bytes / (median(t) * 1e3);  // read + write, GB/s
-}
-
 json stats_json(const Measurement& m) {
   json per_seq = json::array();
   for (const StepStats& st : m.stats)

@@ -11,11 +11,13 @@
 #include <chrono>
 #include <cstdio>
 #include <fstream>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
 
 #include "../src/runtime/cuda/gemm.hpp"
+#include "../src/runtime/cuda/skinny_gemm.hpp"
 #include "cli_errors.hpp"
 #include "gpu_timer.hpp"
 #include "losa/cuda/device.hpp"
@@ -42,47 +44,146 @@ std::vector<int32_t> random_tokens(int64_t n, uint64_t seed, int vocab) {
 }
 
 struct GemmTiming {
-  std::string name;
+  std::string name, kernel;
   int64_t rows, out, in;
   double us, tflops, gbps;
 };
 
-// cuBLAS GEMMs of the model's shapes, weights rotated over enough copies to defeat the L2.
-std::vector<GemmTiming> time_gemms(const runtime::ModelConfig& c, int64_t rows, int reps, size_t l2) {
+using GemmCall = std::function<void(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out,
+                                    int64_t in, float* y, cudaStream_t stream)>;
+
+// One GEMM shape on one kernel (`call`). A CUDA graph holds one GEMM per weight copy (enough
+// copies to exceed 4x the L2, so every call streams its weights from memory, as a model's
+// consecutive layers do); the time per GEMM is a replay's over the copies, median of `reps`
+// replays after warm-up: launch gaps inside a graph count, event overhead does not.
+double time_gemm(int64_t rows, int64_t n, int64_t k, int reps, size_t l2, cudaStream_t stream, const GemmCall& call) {
+  const int copies = static_cast<int>(std::max<int64_t>(2, (4 * static_cast<int64_t>(l2)) / (n * k * 2) + 1));
+  std::vector<cuda::DeviceBuffer> weights;
+  const auto fill =
+      cuda::upload_as(DType::bf16, std::vector<float>(static_cast<size_t>(std::min<int64_t>(n * k, 1 << 20)), 0.01f));
+  for (int i = 0; i < copies; ++i) {
+    weights.emplace_back(static_cast<size_t>(n * k * 2));
+    for (int64_t at = 0; at < n * k * 2; at += fill.bytes())
+      LOSA_CUDA_CHECK(cudaMemcpy(static_cast<char*>(weights.back().data()) + at, fill.data(),
+                                 std::min<int64_t>(fill.bytes(), n * k * 2 - at), cudaMemcpyDeviceToDevice));
+  }
+  const auto x = cuda::upload_as(DType::bf16, std::vector<float>(static_cast<size_t>(rows * k), 0.5f));
+  cuda::DeviceBuffer y(static_cast<size_t>(rows * n * 4));
+  cudaGraph_t graph;
+  cudaGraphExec_t exec;
+  LOSA_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
+  for (int i = 0; i < copies; ++i)
+    call(static_cast<const __nv_bfloat16*>(x.data()), static_cast<const __nv_bfloat16*>(weights[i].data()), rows, n, k,
+         y.as<float>(), stream);
+  LOSA_CUDA_CHECK(cudaStreamEndCapture(stream, &graph));
+  LOSA_CUDA_CHECK(cudaGraphInstantiate(&exec, graph, 0));
+  EventPair ev;
+  std::vector<double> t;
+  for (int it = 0; it < reps + 3; ++it) {
+    ev.start(stream);
+    LOSA_CUDA_CHECK(cudaGraphLaunch(exec, stream));
+    ev.stop(stream);
+    LOSA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (it >= 3) t.push_back(ev.micros() / copies);
+  }
+  LOSA_CUDA_CHECK(cudaGraphExecDestroy(exec));
+  LOSA_CUDA_CHECK(cudaGraphDestroy(graph));
+  return median(t);
+}
+
+std::vector<std::tuple<std::string, int64_t, int64_t>> gemm_shapes(const runtime::ModelConfig& c) {
+  const int64_t H = c.hidden_size, I = c.intermediate_size;
+  return {{"qkv", c.q_dim() + 2 * c.kv_dim(), H}, {"o", H, c.q_dim()}, {"gate_up", 2 * I, H}, {"down", H, I}};
+}
+
+GemmTiming timing(const std::string& name, const std::string& kernel, int64_t rows, int64_t n, int64_t k, double us) {
+  return {name, kernel, rows, n, k, us, 2.0 * rows * n * k / (us * 1e6), (n * k * 2.0 + rows * k * 2.0) / (us * 1e3)};
+}
+
+// The model's GEMM shapes through runtime::cuda::Gemm with one kernel choice.
+std::vector<GemmTiming> time_gemms(const runtime::ModelConfig& c, int64_t rows, int reps, size_t l2,
+                                   runtime::cuda::GemmKernel kernel) {
   cudaStream_t stream;
   LOSA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
-  runtime::cuda::Gemm gemm(stream);
-  const int64_t H = c.hidden_size, I = c.intermediate_size;
-  const std::vector<std::tuple<std::string, int64_t, int64_t>> shapes{
-      {"qkv", c.q_dim() + 2 * c.kv_dim(), H}, {"o", H, c.q_dim()}, {"gate_up", 2 * I, H}, {"down", H, I}};
   std::vector<GemmTiming> out;
-  for (const auto& [name, n, k] : shapes) {
-    const int copies = static_cast<int>(std::max<int64_t>(2, (4 * static_cast<int64_t>(l2)) / (n * k * 2) + 1));
-    std::vector<cuda::DeviceBuffer> weights;
-    const auto fill = cuda::upload_as(DType::bf16, std::vector<float>(static_cast<size_t>(std::min<int64_t>(n * k, 1 << 20)), 0.01f));
-    for (int i = 0; i < copies; ++i) {
-      weights.emplace_back(static_cast<size_t>(n * k * 2));
-      for (int64_t at = 0; at < n * k * 2; at += fill.bytes())
-        LOSA_CUDA_CHECK(cudaMemcpy(static_cast<char*>(weights.back().data()) + at, fill.data(),
-                                   std::min<int64_t>(fill.bytes(), n * k * 2 - at), cudaMemcpyDeviceToDevice));
+  {
+    runtime::cuda::Gemm gemm(stream, kernel);
+    for (const auto& [name, n, k] : gemm_shapes(c)) {
+      const double us = time_gemm(rows, n, k, reps, l2, stream,
+                                  [&](const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t r, int64_t o, int64_t i,
+                                      float* y, cudaStream_t) { gemm.to_f32(x, w, r, o, i, y, false); });
+      const bool skinny =
+          kernel == runtime::cuda::GemmKernel::automatic && rows <= runtime::cuda::kSkinnyMaxRows && k % 8 == 0;
+      out.push_back(timing(name, skinny ? "skinny" : "cublas", rows, n, k, us));
     }
-    const auto x = cuda::upload_as(DType::bf16, std::vector<float>(static_cast<size_t>(rows * k), 0.5f));
-    cuda::DeviceBuffer y(static_cast<size_t>(rows * n * 4));
-    EventPair ev;
-    std::vector<double> t;
-    for (int it = 0; it < reps + 3; ++it) {
-      ev.start(stream);
-      gemm.to_f32(static_cast<const __nv_bfloat16*>(x.data()), static_cast<const __nv_bfloat16*>(weights[it % copies].data()),
-                  rows, n, k, y.as<float>(), false);
-      ev.stop(stream);
-      LOSA_CUDA_CHECK(cudaStreamSynchronize(stream));
-      if (it >= 3) t.push_back(ev.micros());
-    }
-    const double us = median(t);
-    out.push_back({name, rows, n, k, us, 2.0 * rows * n * k / (us * 1e6), (n * k * 2.0 + rows * k * 2.0) / (us * 1e3)});
   }
   LOSA_CUDA_CHECK(cudaStreamDestroy(stream));
   return out;
+}
+
+// `--gemm-sweep`: every compiled instance of the decode-shape kernel and K splits, per shape.
+json gemm_sweep(const runtime::ModelConfig& c, const std::vector<int64_t>& row_counts, size_t l2, int num_sms,
+                double copy_gbps) {
+  cudaStream_t stream;
+  LOSA_CUDA_CHECK(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking));
+  cuda::DeviceBuffer partials(size_t{8} << 20), tickets(8192 * sizeof(unsigned));
+  tickets.fill_bytes(0);
+  const runtime::cuda::SkinnyGemmWorkspace ws{partials.as<float>(), partials.bytes() / 4, tickets.as<unsigned>(), 8192};
+  json rows_out = json::array();
+  std::printf("\n%-8s %5s %3s %3s %5s %7s %3s %9s %9s %7s\n", "gemm", "rows", "nt", "kp", "warps", "splits", "", "us",
+              "GB/s", "of copy");
+  for (int64_t rows : row_counts)
+    for (const auto& [name, n, k] : gemm_shapes(c)) {
+      std::vector<runtime::cuda::SkinnyGemmConfig> configs = runtime::cuda::skinny_gemm_configs(static_cast<int>(rows));
+      configs.insert(configs.begin(), runtime::cuda::SkinnyGemmConfig{});  // the automatic choice
+      for (const runtime::cuda::SkinnyGemmConfig& config : configs)
+        for (int splits : {0, 1, 2})
+          for (bool pdl : {true, false}) {
+            runtime::cuda::SkinnyGemmArgs a;
+            a.rows = static_cast<int>(rows);
+            a.out = static_cast<int>(n);
+            a.in = static_cast<int>(k);
+            a.y_f32 = true;
+            a.splits = splits;
+            a.config = config;
+            a.programmatic = pdl;
+            const bool automatic = config.nt == 0;
+            const runtime::cuda::SkinnyGemmConfig cfg = runtime::cuda::skinny_gemm_choice(a, num_sms);
+            const int used = runtime::cuda::skinny_gemm_splits(a, ws, num_sms);
+            if (splits > 0 && used != splits) continue;
+            const double us = time_gemm(rows, n, k, 10, l2, stream,
+                                        [&](const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t, int64_t, int64_t,
+                                            float* y, cudaStream_t s) {
+                                          runtime::cuda::SkinnyGemmArgs call = a;
+                                          call.x = x;
+                                          call.w = w;
+                                          call.y = y;
+                                          runtime::cuda::launch_skinny_gemm(call, ws, num_sms, s);
+                                        });
+            const GemmTiming g = timing(name, "skinny", rows, n, k, us);
+            std::printf("%-8s %5lld %3d %3d %5d %4d%s %3s %9.1f %9.0f %6.0f%%\n", name.c_str(),
+                        static_cast<long long>(rows), cfg.nt, cfg.kp, cfg.warps, used, splits == 0 ? "(a)" : "   ",
+                        pdl ? "pdl" : "", us, g.gbps, 100.0 * g.gbps / copy_gbps);
+            if (automatic) std::printf("  ^ automatic instance\n");
+            rows_out.push_back({{"gemm", name},
+                                {"rows", rows},
+                                {"out", n},
+                                {"in", k},
+                                {"nt", cfg.nt},
+                                {"kp", cfg.kp},
+                                {"warps", cfg.warps},
+                                {"automatic_instance", automatic},
+                                {"pdl", pdl},
+                                {"splits", used},
+                                {"automatic_splits", splits == 0},
+                                {"us", us},
+                                {"GBps", g.gbps},
+                                {"share_of_copy_bandwidth", g.gbps / copy_gbps}});
+            std::fflush(stdout);
+          }
+    }
+  LOSA_CUDA_CHECK(cudaStreamDestroy(stream));
+  return rows_out;
 }
 
 double peak_bf16_tflops(int reps) {
@@ -96,7 +197,8 @@ double peak_bf16_tflops(int reps) {
     return c;
   }();
   double best = 0.0;
-  for (const GemmTiming& g : time_gemms(square, 8192, reps, 0)) best = std::max(best, g.tflops);
+  for (const GemmTiming& g : time_gemms(square, 8192, reps, 0, runtime::cuda::GemmKernel::cublas))
+    best = std::max(best, g.tflops);
   return best;
 }
 
@@ -108,29 +210,70 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
   std::ofstream json_out = open_output(opt.json_path, "--json");  // an unwritable path fails now
   cudaDeviceProp prop{};
   LOSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  if (opt.gemm_sweep) {  // the decode-shape GEMM's instances and splits only: no weights, no model
+    const runtime::ModelConfig c =
+        runtime::load_model_config(opt.model_dir.empty() ? opt.random_weights : opt.model_dir + "/config.json");
+    cudaStream_t s;
+    LOSA_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    const double copy_gbps = copy_bandwidth_gbps(s);
+    LOSA_CUDA_CHECK(cudaStreamDestroy(s));
+    std::printf("losa bench-model --gemm-sweep on %s: copy bandwidth %.0f GB/s\n", prop.name, copy_gbps);
+    json doc = {{"card", prop.name},
+                {"device", cuda::describe_device(0)},
+                {"command", command_line},
+                {"copy_bandwidth_GBps", copy_gbps}};
+    doc["sweep"] = gemm_sweep(c, {std::min<int64_t>(opt.block_size, runtime::cuda::kSkinnyMaxRows)}, prop.l2CacheSize,
+                              prop.multiProcessorCount, copy_gbps);
+    json_out << doc.dump(1) << "\n";
+    close_output(json_out, opt.json_path, "--json");
+    std::printf("\nwrote %s\n", opt.json_path.c_str());
+    return 0;
+  }
   const auto t_load = clock_type::now();
-  const runtime::Weights weights = opt.model_dir.empty()
-                                       ? runtime::make_random_weights(runtime::load_model_config(opt.random_weights), 1, 0)
-                                       : runtime::load_checkpoint(opt.model_dir);
+  const runtime::Weights weights =
+      opt.model_dir.empty() ? runtime::make_random_weights(runtime::load_model_config(opt.random_weights), 1, 0)
+                            : runtime::load_checkpoint(opt.model_dir);
   const runtime::ModelConfig& c = weights.config;
   std::printf("losa bench-model on %s: %s, %d layers, hidden %lld, %d/%d heads (weights ready in %.1f s)\n", prop.name,
               weights.source.c_str(), c.num_hidden_layers, static_cast<long long>(c.hidden_size), c.num_attention_heads,
               c.num_key_value_heads, seconds_since(t_load));
-  json doc = {{"card", prop.name}, {"device", cuda::describe_device(0)}, {"command", command_line},
-              {"model", weights.source}, {"prefill", json::array()}, {"gemms", json::array()}, {"steps", json::array()}};
+  json doc = {{"card", prop.name},       {"device", cuda::describe_device(0)}, {"command", command_line},
+              {"model", weights.source}, {"prefill", json::array()},           {"gemms", json::array()},
+              {"steps", json::array()}};
 
-  // GEMMs: the prefill chunk's (compute-bound) and a decode step's (weight streaming).
+  // GEMMs: the prefill chunk's (compute-bound) and the decode steps' (weight streaming: one,
+  // four and eight sequences of a block), each decode shape on cuBLAS and on the kernel the
+  // model uses (the decode-shape kernel where it applies).
   const double peak = peak_bf16_tflops(10);
+  cudaStream_t copy_stream;
+  LOSA_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking));
+  const double copy_gbps = copy_bandwidth_gbps(copy_stream);
+  LOSA_CUDA_CHECK(cudaStreamDestroy(copy_stream));
   doc["measured_bf16_peak_TFLOPs"] = peak;
-  std::printf("\nmeasured bf16 GEMM peak (8192^3): %.0f TFLOP/s\n%-8s %6s %7s %7s %9s %9s %9s\n", peak, "gemm", "rows", "out",
-              "in", "us", "TFLOP/s", "GB/s");
+  doc["copy_bandwidth_GBps"] = copy_gbps;
+  std::printf(
+      "\nmeasured bf16 GEMM peak (8192^3): %.0f TFLOP/s; copy bandwidth %.0f GB/s\n%-8s %-7s %6s "
+      "%7s %7s %9s %9s %9s %7s\n",
+      peak, copy_gbps, "gemm", "kernel", "rows", "out", "in", "us", "TFLOP/s", "GB/s", "of copy");
   for (int64_t rows : {static_cast<int64_t>(opt.prefill_chunk), static_cast<int64_t>(opt.block_size),
-                       static_cast<int64_t>(opt.block_size) * 8})
-    for (const GemmTiming& g : time_gemms(c, rows, 20, prop.l2CacheSize)) {
-      std::printf("%-8s %6lld %7lld %7lld %9.1f %9.1f %9.0f\n", g.name.c_str(), static_cast<long long>(g.rows),
-                  static_cast<long long>(g.out), static_cast<long long>(g.in), g.us, g.tflops, g.gbps);
-      doc["gemms"].push_back({{"gemm", g.name}, {"rows", g.rows}, {"out", g.out}, {"in", g.in}, {"us", g.us},
-                              {"TFLOPs", g.tflops}, {"GBps", g.gbps}, {"share_of_peak", g.tflops / peak}});
+                       static_cast<int64_t>(opt.block_size) * 4, static_cast<int64_t>(opt.block_size) * 8})
+    for (auto kernel : {runtime::cuda::GemmKernel::cublas, runtime::cuda::GemmKernel::automatic}) {
+      if (kernel == runtime::cuda::GemmKernel::automatic && rows > runtime::cuda::kSkinnyMaxRows) continue;
+      for (const GemmTiming& g : time_gemms(c, rows, 20, prop.l2CacheSize, kernel)) {
+        std::printf("%-8s %-7s %6lld %7lld %7lld %9.1f %9.1f %9.0f %6.0f%%\n", g.name.c_str(), g.kernel.c_str(),
+                    static_cast<long long>(g.rows), static_cast<long long>(g.out), static_cast<long long>(g.in), g.us,
+                    g.tflops, g.gbps, 100.0 * g.gbps / copy_gbps);
+        doc["gemms"].push_back({{"gemm", g.name},
+                                {"kernel", g.kernel},
+                                {"rows", g.rows},
+                                {"out", g.out},
+                                {"in", g.in},
+                                {"us", g.us},
+                                {"TFLOPs", g.tflops},
+                                {"GBps", g.gbps},
+                                {"share_of_peak", g.tflops / peak},
+                                {"share_of_copy_bandwidth", g.gbps / copy_gbps}});
+      }
     }
 
   runtime::ForwardOptions fo;
@@ -219,7 +362,8 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
           ++forwards;
           for (int s = 0; s < num_seqs; ++s)  // unmask B / steps positions per step, as a decode does
             for (int i = step * opt.block_size / opt.steps; i < (step + 1) * opt.block_size / opt.steps; ++i)
-              block[static_cast<size_t>(s) * opt.block_size + i] = props[static_cast<size_t>(s) * opt.block_size + i].token;
+              block[static_cast<size_t>(s) * opt.block_size + i] =
+                  props[static_cast<size_t>(s) * opt.block_size + i].token;
         }
       }
       const double s0 = median(step0), st = median(later.empty() ? step0 : later), none = bare_ms[num_seqs];
@@ -230,10 +374,17 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
       std::snprintf(batch, sizeof(batch), "%dx%lld", num_seqs, static_cast<long long>(length));
       std::printf("%-10s %-22s %12.2f %12.2f %10.0f %9.0f%% %7.2f%%\n", batch, mode_name_str.c_str(), s0, st,
                   tokens_per_s, 100.0 * attn_share, 100.0 * density / std::max(forwards, 1));
-      doc["steps"].push_back({{"num_seqs", num_seqs}, {"length", length}, {"mode", mode_name_str},
-                              {"budget_tokens", opt.budget}, {"block_size", opt.block_size}, {"steps", opt.steps},
-                              {"step0_ms", s0}, {"step_ms", st}, {"step_without_attention_ms", none},
-                              {"attention_share", attn_share}, {"tokens_per_second", tokens_per_s},
+      doc["steps"].push_back({{"num_seqs", num_seqs},
+                              {"length", length},
+                              {"mode", mode_name_str},
+                              {"budget_tokens", opt.budget},
+                              {"block_size", opt.block_size},
+                              {"steps", opt.steps},
+                              {"step0_ms", s0},
+                              {"step_ms", st},
+                              {"step_without_attention_ms", none},
+                              {"attention_share", attn_share},
+                              {"tokens_per_second", tokens_per_s},
                               {"density", density / std::max(forwards, 1)}});
       std::fflush(stdout);
     }

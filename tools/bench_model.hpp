@@ -15,6 +15,8 @@ struct BenchModelOptions {
   std::vector<std::string> modes{"dense", "quest", "losa", "sparsed"};
   int budget = 256, block_size = 16, steps = 4, prefill_chunk = 2048, reps = 10;
   std::string json_path = "bench_model.json";
+  /// Only the decode-shape GEMM: every compiled instance and K split, per shape (no model).
+  bool gemm_sweep = false;
 };
 
 int run_bench_model(const BenchModelOptions& options, const std::string& command_line);

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "../src/cuda/check.hpp"
+#include "losa/cuda/device_buffer.hpp"
 
 namespace losa::tools {
 
@@ -39,6 +40,24 @@ inline double median(std::vector<double> x) {
   std::sort(x.begin(), x.end());
   const size_t n = x.size();
   return n % 2 ? x[n / 2] : 0.5 * (x[n / 2 - 1] + x[n / 2]);
+}
+
+/// Device-to-device copy bandwidth of 1 GiB, bytes read plus written per second (GB/s): the
+/// ceiling the benchmarks state their bandwidth against.
+inline double copy_bandwidth_gbps(cudaStream_t stream) {
+  const size_t bytes = size_t{1} << 30;
+  cuda::DeviceBuffer a(bytes), b(bytes);
+  a.fill_bytes(1);
+  EventPair ev;
+  std::vector<double> t;
+  for (int i = 0; i < 12; ++i) {
+    ev.start(stream);
+    LOSA_CUDA_CHECK(cudaMemcpyAsync(b.data(), a.data(), bytes, cudaMemcpyDeviceToDevice, stream));
+    ev.stop(stream);
+    LOSA_CUDA_CHECK(cudaStreamSynchronize(stream));
+    if (i >= 2) t.push_back(ev.micros());
+  }
+  return 2.0 * bytes / (median(t) * 1e3);
 }
 
 }  // namespace losa::tools

@@ -29,22 +29,31 @@ __device__ __forceinline__ void allow_successor() {
 #endif
 }
 
-/// True when LOSA_PDL is "1" and the current device supports PDL (sm_90+).
-inline bool programmatic_launch_enabled() {
-  static const bool enabled = [] {
-    const char* env = std::getenv("LOSA_PDL");
-    if (!env || std::strcmp(env, "1") != 0) return false;
+/// True on devices that support PDL (sm_90+), whatever LOSA_PDL says.
+inline bool programmatic_launch_supported() {
+  static const bool supported = [] {
     int device = 0, major = 0;
     if (cudaGetDevice(&device) != cudaSuccess) return false;
     if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
     return major >= 9;
   }();
+  return supported;
+}
+
+/// True when LOSA_PDL is "1" and the current device supports PDL (sm_90+).
+inline bool programmatic_launch_enabled() {
+  static const bool enabled = [] {
+    const char* env = std::getenv("LOSA_PDL");
+    return env && std::strcmp(env, "1") == 0 && programmatic_launch_supported();
+  }();
   return enabled;
 }
 
+/// `programmatic`: launch with PDL (the kernel must call wait_for_predecessor() before it reads
+/// anything the previous kernel writes); by default as LOSA_PDL says.
 template <typename Params>
 void launch_kernel(void (*kernel)(Params), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
-                   const Params& params) {
+                   const Params& params, bool programmatic = programmatic_launch_enabled()) {
   cudaLaunchConfig_t config = {};
   config.gridDim = grid;
   config.blockDim = block;
@@ -54,7 +63,7 @@ void launch_kernel(void (*kernel)(Params), dim3 grid, dim3 block, size_t smem, c
   attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
   attribute[0].val.programmaticStreamSerializationAllowed = 1;
   config.attrs = attribute;
-  config.numAttrs = programmatic_launch_enabled() ? 1 : 0;
+  config.numAttrs = programmatic ? 1 : 0;
   LOSA_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, params));
 }
 

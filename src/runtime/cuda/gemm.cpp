@@ -1,7 +1,10 @@
 #include "gemm.hpp"
 
+#include <cstdlib>
+#include <cstring>
 #include <string>
 
+#include "../../cuda/check.hpp"
 #include "losa/errors.hpp"
 
 namespace losa::runtime::cuda {
@@ -11,9 +14,29 @@ void check(cublasStatus_t status, const char* what) {
     throw BackendError(std::string(what) + " failed: cuBLAS status " + std::to_string(static_cast<int>(status)));
 }
 constexpr size_t kWorkspaceBytes = 32u << 20;  // cuBLAS's recommendation for Hopper
+// Split-K partials of the decode-shape kernel: 64 rows x 6144 columns x 5 splits fit.
+constexpr size_t kSkinnyPartialFloats = size_t{2} << 20;
+constexpr int kSkinnyTickets = 8192;  // column tiles: out <= 8192 x 32
 }  // namespace
 
-Gemm::Gemm(cudaStream_t stream) : workspace_(kWorkspaceBytes) {
+GemmKernel Gemm::kernel_from_environment() {
+  const char* env = std::getenv("LOSA_GEMM");
+  return env && std::strcmp(env, "cublas") == 0 ? GemmKernel::cublas : GemmKernel::automatic;
+}
+
+Gemm::Gemm(cudaStream_t stream, GemmKernel kernel)
+    : stream_(stream),
+      kernel_(kernel),
+      workspace_(kWorkspaceBytes),
+      skinny_workspace_(kSkinnyPartialFloats * sizeof(float) + kSkinnyTickets * sizeof(unsigned)) {
+  int device = 0;
+  LOSA_CUDA_CHECK(cudaGetDevice(&device));
+  LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
+  skinny_.partials = skinny_workspace_.as<float>();
+  skinny_.partial_floats = kSkinnyPartialFloats;
+  skinny_.tickets = reinterpret_cast<unsigned*>(skinny_.partials + kSkinnyPartialFloats);
+  skinny_.num_tickets = kSkinnyTickets;
+  LOSA_CUDA_CHECK(cudaMemsetAsync(skinny_.tickets, 0, kSkinnyTickets * sizeof(unsigned), stream));
   check(cublasCreate(&handle_), "cublasCreate");
   check(cublasSetStream(handle_, stream), "cublasSetStream");
   check(cublasSetWorkspace(handle_, workspace_.data(), workspace_.bytes()), "cublasSetWorkspace");
@@ -27,7 +50,21 @@ Gemm::~Gemm() {
 void Gemm::gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in, void* y,
                 cudaDataType_t y_type, float beta) {
   if (rows == 0) return;
-  LOSA_CHECK_ARG(rows <= INT32_MAX && out <= INT32_MAX && in <= INT32_MAX, "rows/out/in", "exceed cuBLAS's 32-bit sizes");
+  LOSA_CHECK_ARG(rows <= INT32_MAX && out <= INT32_MAX && in <= INT32_MAX, "rows/out/in",
+                 "exceed cuBLAS's 32-bit sizes");
+  if (kernel_ == GemmKernel::automatic && skinny_gemm_applies(static_cast<int>(rows), static_cast<int>(in), x, w)) {
+    SkinnyGemmArgs a;
+    a.x = x;
+    a.w = w;
+    a.rows = static_cast<int>(rows);
+    a.out = static_cast<int>(out);
+    a.in = static_cast<int>(in);
+    a.y = y;
+    a.y_f32 = y_type == CUDA_R_32F;
+    a.accumulate = beta != 0.0f;
+    launch_skinny_gemm(a, skinny_, num_sms_, stream_);
+    return;
+  }
   const float alpha = 1.0f;
   // Column-major view: y^T [out, rows] = W [out, in] (W^T stored with ld = in, transposed) . x^T.
   check(cublasGemmEx(handle_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(out), static_cast<int>(rows),

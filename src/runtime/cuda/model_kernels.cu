@@ -1,4 +1,5 @@
 #include "../../cuda/check.hpp"
+#include "../../cuda/launch.cuh"
 #include "model_kernels.hpp"
 
 namespace losa::runtime::cuda {
@@ -21,7 +22,10 @@ __global__ void embed_kernel(const bf16* table, const int32_t* tokens, int hidde
   for (int i = threadIdx.x; i < hidden; i += blockDim.x) x[r * hidden + i] = __bfloat162float(src[i]);
 }
 
+// rms_norm and silu_mul feed the decode GEMMs: they let them launch at once (PDL; the GEMM
+// streams weights until it waits for this grid to finish before reading its output).
 __global__ void rms_norm_kernel(const float* x, const bf16* w, int dim, float eps, bf16* y) {
+  losa::cuda::allow_successor();
   __shared__ float shared[32];
   const int64_t r = blockIdx.x;
   const float* xr = x + r * dim;
@@ -70,6 +74,7 @@ __global__ void qk_norm_rope_kernel(const __grid_constant__ QkNormRope p) {
 }
 
 __global__ void silu_mul_kernel(const bf16* gu, int intermediate, bf16* act) {
+  losa::cuda::allow_successor();
   const int64_t r = blockIdx.y;
   for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < intermediate; i += gridDim.x * blockDim.x) {
     const float g = __bfloat162float(gu[r * 2 * intermediate + i]);
@@ -78,8 +83,8 @@ __global__ void silu_mul_kernel(const bf16* gu, int intermediate, bf16* act) {
   }
 }
 
-__global__ void greedy_kernel(const float* logits, int64_t row_size, const int64_t* candidates,
-                              const uint8_t* seq_mask, int rows_per_seq, int32_t* tokens, float* confidence) {
+__global__ void greedy_kernel(const float* logits, int64_t row_size, const int64_t* candidates, const uint8_t* seq_mask,
+                              int rows_per_seq, int32_t* tokens, float* confidence) {
   __shared__ float best_value[32];
   __shared__ int best_index[32];
   __shared__ float shared[32];
@@ -159,11 +164,11 @@ void launch_silu_mul(const bf16* gate_up, int64_t rows, int intermediate, bf16* 
   check("silu_mul_kernel");
 }
 
-void launch_greedy(const float* logits, int64_t rows, int64_t vocab, const int64_t* candidates,
-                   const uint8_t* seq_mask, int rows_per_seq, int32_t* tokens, float* confidence, cudaStream_t stream) {
+void launch_greedy(const float* logits, int64_t rows, int64_t vocab, const int64_t* candidates, const uint8_t* seq_mask,
+                   int rows_per_seq, int32_t* tokens, float* confidence, cudaStream_t stream) {
   if (rows == 0) return;
   greedy_kernel<<<static_cast<unsigned>(rows), 1024, 0, stream>>>(logits, vocab, candidates, seq_mask, rows_per_seq,
-                                                                   tokens, confidence);
+                                                                  tokens, confidence);
   check("greedy_kernel");
 }
 

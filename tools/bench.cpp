@@ -107,6 +107,8 @@ ModeConfig losa_k(const BenchOptions& opt, int budget, int k) {
 }  // namespace
 
 int run_bench(const BenchOptions& opt, const std::string& command_line) {
+  if (opt.force_splits < 0 || opt.force_splits > 64)
+    bad_flag("--splits", "must be in [0, 64] (0: the plan's choice), got " + std::to_string(opt.force_splits));
   if (cuda::device_count() == 0)
     throw std::runtime_error("losa bench: no CUDA device here; the benchmark needs a GPU");
   std::ofstream json_out = open_output(opt.json_path, "--json");  // an unwritable path fails now
@@ -123,6 +125,7 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
               {"date", today()},
               {"command", command_line},
               {"copy_bandwidth_GBps", copy_gbps},
+              {"forced_splits", opt.force_splits},
               {"attention_pipeline_stages", cuda::attention_stages(DType::bf16, 128)},
               {"shape", {{"num_q_heads", 32}, {"num_kv_heads", 8}, {"head_dim", 128}, {"page_size", 16}, {"dtype", "bf16"}}},
               {"method", "per layer-step: median of CUDA-graph replays (events) after warm-up; a graph holds as many "
@@ -148,6 +151,7 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
       rc.max_steps = rig_steps;
       rc.keep_bounds8 = opt.bounds8 && headline;
       rc.seed = opt.seed;
+      rc.engine.force_num_splits = opt.force_splits;
       rc.num_layers = layers_that_fit(int64_t{L} * 2 * 8 * 128 * 2, 64);
       BenchRig rig(rc, stream);
       std::vector<Measurement> ms;
@@ -230,6 +234,7 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
     rc.block_size = opt.headline_block;
     rc.max_steps = rig_steps;
     rc.seed = opt.seed + 100;
+    rc.engine.force_num_splits = opt.force_splits;
     int64_t tokens = 0;
     for (int L : rc.prefix_lens) tokens += L;
     const int model_layers = opt.model_layers;

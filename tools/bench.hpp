@@ -35,6 +35,7 @@ struct BenchOptions {
   /// Whole model: this many layers of a batch_seqs x batch_len batch in one graph (0: skip).
   int model_layers = 36;
   bool bounds8 = true;  ///< also LoSA and QUEST with 8-bit bounds at the headline configuration
+  int force_splits = 0;  ///< attention splits of every engine (0: the plan's)
 };
 
 int run_bench(const BenchOptions& options, const std::string& command_line);

@@ -48,7 +48,8 @@ struct BenchRig::Engine {
   cuda::AttentionEngine engine;
   cuda::DeviceBuffer workspace, states_storage;
   std::vector<cuda::LayerState> states;
-  Engine(const BlockShape& shape, const PagedKVConfig& kv, const ModeConfig& mode) : engine(shape, kv, mode) {}
+  Engine(const BlockShape& shape, const PagedKVConfig& kv, const ModeConfig& mode, const cuda::EngineOptions& options)
+      : engine(shape, kv, mode, options) {}
 };
 
 BenchRig::BenchRig(const RigConfig& config, cudaStream_t stream) : config_(config), stream_(stream) {
@@ -132,7 +133,7 @@ cuda::StepIO BenchRig::io() const {
 }
 
 std::unique_ptr<BenchRig::Engine> BenchRig::make_engine(const ModeConfig& mode, int layers) const {
-  auto e = std::make_unique<Engine>(shape_, kv_config_, mode);
+  auto e = std::make_unique<Engine>(shape_, kv_config_, mode, config_.engine);
   e->engine.plan(num_seqs(), max_pages_);
   e->workspace = cuda::allocate_for_engine(e->engine.workspace_bytes());
   e->engine.bind_workspace(e->workspace.data(), e->workspace.bytes(), stream_);

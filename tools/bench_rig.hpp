@@ -24,6 +24,7 @@ struct RigConfig {
   int max_steps = 4;             ///< workload steps kept on the device
   bool keep_bounds8 = false;
   uint64_t seed = 1;
+  cuda::EngineOptions engine;  ///< every engine the rig makes (e.g. splits forced)
 };
 
 struct Measurement {

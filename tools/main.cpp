@@ -102,6 +102,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--batch-len", bench.batch_len, "prefix length of the batch's longest sequence")->capture_default_str();
   bench_cmd->add_option("--model-layers", bench.model_layers, "layers of the whole-model step (0: skip)")->capture_default_str();
   bench_cmd->add_flag("!--no-bounds8", bench.bounds8, "skip the 8-bit bounds rows");
+  bench_cmd->add_option("--splits", bench.force_splits, "attention splits of every engine (0: the plan's)")
+      ->capture_default_str();
   bench_cmd->add_flag("--quick", quick, "one small configuration (8K, B=16, budget 256): a smoke run");
 
   tools::BenchModelOptions bench_model;

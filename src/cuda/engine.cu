@@ -280,12 +280,12 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
     qp.group = G;
     qp.max_rows = s.max_rows;
     qp.scores = s.at<float>(w.scores);
-    qp.score_stride = n_max;
+    qp.score_stride = w.score_stride;
     launch_quest_scores(s.kv.dtype, D, qp, s.row_tiles, S, n_max, stream);
     s.mark("topk");
     TopKParams tp;
     tp.scores = qp.scores;
-    tp.score_stride = n_max;
+    tp.score_stride = w.score_stride;
     tp.rows_per_kv_head = s.max_rows;
     tp.active_count = active.count;
     tp.group = G;

@@ -118,14 +118,22 @@ __global__ void __launch_bounds__(128) quest_scores_kernel(const __grid_constant
   for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
   warp_scores<T, D>(s, q_pos, tiles, lane);
   warp_scores<T, D>(s, q_neg, tiles + S::kBytes, lane);
+  // Pages 2t and 2t + 1 of a fragment are adjacent: stored as a pair, a warp's store covers 32
+  // contiguous bytes of each of its 8 rows (whole sectors; score_stride is a multiple of 4).
   float* out = p.scores + static_cast<size_t>(head_slot) * p.max_rows * p.score_stride;
 #pragma unroll
   for (int j = 0; j < 8; ++j)
 #pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      const int local = 8 * j + 2 * t + (e & 1), page = page0 + local;
-      const int r = e < 2 ? r_lo : r_hi;
-      if (page < n && r < rows) out[static_cast<size_t>(r) * p.score_stride + page] = s[j][e] * tile_scale[local];
+    for (int h = 0; h < 2; ++h) {
+      const int local = 8 * j + 2 * t, page = page0 + local;
+      const int r = h == 0 ? r_lo : r_hi;
+      if (r >= rows || page >= n) continue;
+      const float a = s[j][2 * h] * tile_scale[local], b = s[j][2 * h + 1] * tile_scale[local + 1];
+      float* at = out + static_cast<size_t>(r) * p.score_stride + page;
+      if (page + 1 < n)
+        *reinterpret_cast<float2*>(at) = make_float2(a, b);
+      else
+        *at = a;
     }
 }
 

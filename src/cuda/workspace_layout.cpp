@@ -29,6 +29,7 @@ WorkspaceLayout workspace_layout(const BlockShape& shape, const PagedKVConfig& k
   WorkspaceLayout w;
   w.words = static_cast<int>((pages + 31) / 32);
   w.flag_stride = static_cast<int>((pages + 15) / 16 * 16);
+  w.score_stride = static_cast<int>((pages + 3) / 4 * 4);
   Bump bump;
   w.active_tokens = bump.take(S * B * 4);
   w.active_count = bump.take(S * 4);
@@ -42,7 +43,7 @@ WorkspaceLayout workspace_layout(const BlockShape& shape, const PagedKVConfig& k
   const bool quest = mode.mode == Mode::quest || mode.mode == Mode::losa;
   if (quest || mode.mode == Mode::sparsed) w.union_flags = bump.take(S * Hk * w.flag_stride);
   if (quest) {
-    w.scores = bump.take(S * Hk * rows * pages * 4);
+    w.scores = bump.take(S * Hk * rows * w.score_stride * 4);
     w.lists = bump.take(S * Hk * pages * 4);
     w.phys = bump.take(S * Hk * pages * 4);
     w.counts = bump.take(S * Hk * 4);

@@ -15,6 +15,7 @@ struct WorkspaceLayout {
   size_t mass = 0, mass_bytes = 0, lse_full = 0;
   int words = 0;        ///< 32-bit words of a page bitmap row
   int flag_stride = 0;  ///< bytes of a union flag row (a multiple of 16)
+  int score_stride = 0;  ///< floats of a score row (a multiple of 4: scores are stored in pairs)
   size_t total = 0;
 };
 

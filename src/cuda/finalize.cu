@@ -123,7 +123,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
             const float w_lane = s < p.num_splits ? expf(p.partial_lse[first + s * stride] - m) : 0.0f;
             sum += warp_sum(w_lane);
             const int count = min(32, p.num_splits - s0);
-#pragma unroll 8
+#pragma unroll 16  // 16 splits' partial rows in flight at once
             for (int i = 0; i < count; ++i) {
               const float w = __shfl_sync(0xffffffffu, w_lane, i);
               const float* po = p.partial_o + (first + (s0 + i) * stride) * D + d0;

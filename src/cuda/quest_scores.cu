@@ -21,8 +21,10 @@ __device__ __forceinline__ uint32_t sign_mask(uint32_t x) { return ((x >> 15) & 
 __device__ __forceinline__ uint32_t positive_part(uint32_t x) { return x & ~sign_mask(x); }
 __device__ __forceinline__ uint32_t negative_part(uint32_t x) { return x & sign_mask(x); }
 
+// Registers capped so that 4 CTAs (D = 128; 6 at D = 64) fit an SM: 512 CTAs of a 64K prefix's
+// 8 KV heads then run in one wave (137 registers gave 3 per SM, 1.3 waves).
 template <typename T, int D>
-__global__ void __launch_bounds__(128) quest_scores_kernel(const __grid_constant__ QuestScoreParams p) {
+__global__ void __launch_bounds__(128, D == 128 ? 4 : 6) quest_scores_kernel(const __grid_constant__ QuestScoreParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   allow_successor();
   using S = TileShape<T, D>;

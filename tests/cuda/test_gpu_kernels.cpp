@@ -123,7 +123,8 @@ TEST(GpuSelect, ExactTiesGoToTheLowerPage) {
   cache.append(0, keys.data(), values.data(), L);
   const BlockShape shape{B, Hq, Hk, D};
   const auto q = test::rounded(test::random_vector(static_cast<size_t>(shape.num_rows()) * D, 43), cfg.dtype);
-  for (int budget_pages : {3, 100}) {  // ties split among ~233 tied pages by index
+  // Ties split among ~233 tied pages by index, at a small, a middle and a large budget.
+  for (int budget_pages : {3, 100, 300}) {
     ModeConfig mode;
     mode.mode = Mode::quest;
     mode.budget_tokens = budget_pages * P;

@@ -54,6 +54,19 @@ Problem make_problem(int rows, int out, int in, uint64_t seed) {
   return p;
 }
 
+/// The problem's operands into an fp32 (or bf16) output `y`.
+SkinnyGemmArgs args_for(const Problem& p, void* y, bool y_f32) {
+  SkinnyGemmArgs a;
+  a.x = p.x_dev.as<__nv_bfloat16>();
+  a.w = p.w_dev.as<__nv_bfloat16>();
+  a.rows = p.rows;
+  a.out = p.out;
+  a.in = p.in;
+  a.y = y;
+  a.y_f32 = y_f32;
+  return a;
+}
+
 struct Scratch {
   losa::cuda::DeviceBuffer partials{size_t{1} << 22}, tickets{4096 * sizeof(unsigned)};
   SkinnyGemmWorkspace ws() const {
@@ -87,14 +100,7 @@ void check_case(const Problem& p, int splits, const SkinnyGemmConfig& config, bo
     y.upload(nan_bf16.data(), padded * 2);
   }
   Scratch scratch;
-  SkinnyGemmArgs a;
-  a.x = p.x_dev.as<__nv_bfloat16>();
-  a.w = p.w_dev.as<__nv_bfloat16>();
-  a.rows = p.rows;
-  a.out = p.out;
-  a.in = p.in;
-  a.y = y.data();
-  a.y_f32 = f32;
+  SkinnyGemmArgs a = args_for(p, y.data(), f32);
   a.accumulate = output == Output::f32_accumulate;
   a.splits = splits;
   a.config = config;
@@ -175,14 +181,7 @@ TEST(GpuSkinnyGemm, RepeatsBitwiseAndReplaysInAGraph) {
   const Problem p = make_problem(16, 1000, 4096, 99);
   Scratch scratch;
   losa::cuda::DeviceBuffer y(static_cast<size_t>(p.rows) * p.out * 4);
-  SkinnyGemmArgs a;
-  a.x = p.x_dev.as<__nv_bfloat16>();
-  a.w = p.w_dev.as<__nv_bfloat16>();
-  a.rows = p.rows;
-  a.out = p.out;
-  a.in = p.in;
-  a.y = y.data();
-  a.y_f32 = true;
+  const SkinnyGemmArgs a = args_for(p, y.data(), true);
   ASSERT_GT(skinny_gemm_splits(a, scratch.ws(), num_sms()), 1) << "the case must take the split path";
   cudaStream_t stream;
   ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
@@ -216,14 +215,7 @@ TEST(GpuSkinnyGemm, RefusesBadArgumentsByName) {
   const Problem p = make_problem(4, 64, 64, 5);
   Scratch scratch;
   losa::cuda::DeviceBuffer y(4 * 64 * 4);
-  SkinnyGemmArgs good;
-  good.x = p.x_dev.as<__nv_bfloat16>();
-  good.w = p.w_dev.as<__nv_bfloat16>();
-  good.rows = 4;
-  good.out = 64;
-  good.in = 64;
-  good.y = y.data();
-  good.y_f32 = true;
+  const SkinnyGemmArgs good = args_for(p, y.data(), true);
   auto refused = [&](SkinnyGemmArgs a, const char* name) {
     try {
       launch_skinny_gemm(a, scratch.ws(), num_sms(), nullptr);

@@ -40,7 +40,11 @@ void DeviceBuffer::download(void* host, size_t bytes, size_t offset) const {
 }
 
 void DeviceBuffer::fill_bytes(int value) {
-  if (bytes_) LOSA_CUDA_CHECK(cudaMemset(data_, value, bytes_));
+  if (!bytes_) return;
+  // cudaMemset runs on the default stream, unordered with non-blocking streams: wait for it,
+  // so that the buffer holds `value` before any stream's next launch.
+  LOSA_CUDA_CHECK(cudaMemset(data_, value, bytes_));
+  LOSA_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 DeviceBuffer upload_as(DType dtype, const std::vector<float>& host) {

@@ -1,10 +1,12 @@
 #pragma once
 // Kernel launches with programmatic dependent launch (PDL, sm_90): a kernel may be scheduled
-// while its predecessor on the stream drains, and waits at its top (wait_for_predecessor) until
-// the predecessor's writes are visible. This hides most of the gap between the short kernels of
-// a sparse step. Every kernel launched this way calls wait_for_predecessor() before touching
-// global memory, so the order of the stream is kept exactly. Off by default: on the H100 it
-// measured no gain for the sparse step (bench/NOTES.md); LOSA_PDL=1 turns it on.
+// while its predecessor on the stream drains, and waits in wait_for_predecessor() until the
+// predecessor's writes are visible; it may read before that only what no earlier kernel writes
+// (the decode GEMM's weights). Kernels launched this way call wait_for_predecessor() before they
+// touch anything else. The attention kernels use it only with LOSA_PDL=1 (no clear gain on the
+// H100, bench/NOTES.md); the decode GEMM always does on sm_90+ (programmatic_launch_supported).
+// Kernels that call allow_successor() let a PDL-launched successor start early; for a successor
+// launched without PDL it changes nothing.
 #include <cuda_runtime.h>
 
 #include <cstdlib>
@@ -29,15 +31,12 @@ __device__ __forceinline__ void allow_successor() {
 #endif
 }
 
-/// True on devices that support PDL (sm_90+), whatever LOSA_PDL says.
+/// True when the current device supports PDL (sm_90+), whatever LOSA_PDL says.
 inline bool programmatic_launch_supported() {
-  static const bool supported = [] {
-    int device = 0, major = 0;
-    if (cudaGetDevice(&device) != cudaSuccess) return false;
-    if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
-    return major >= 9;
-  }();
-  return supported;
+  int device = 0, major = 0;
+  if (cudaGetDevice(&device) != cudaSuccess) return false;
+  if (cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device) != cudaSuccess) return false;
+  return major >= 9;  // an attribute query: cheap, and right on every device of the process
 }
 
 /// True when LOSA_PDL is "1" and the current device supports PDL (sm_90+).

@@ -18,6 +18,7 @@
 
 #include "../../src/runtime/cuda/skinny_gemm.hpp"
 #include "cuda/gpu_test_util.hpp"
+#include "cuda/pdl_producer.hpp"
 #include "losa/errors.hpp"
 
 namespace losa::runtime::cuda {
@@ -52,6 +53,12 @@ Problem make_problem(int rows, int out, int in, uint64_t seed) {
         p.mag[static_cast<size_t>(r) * out + n] += std::abs(t);
       }
   return p;
+}
+
+/// The bound on an fp32 sum's error from the header: 2 u (additions on a path) sum |x_k w_k|.
+double sum_tolerance(const Problem& p, size_t at) {
+  const double u = std::ldexp(1.0, -24), paths = p.in / 16.0 + 16.0;
+  return 2.0 * u * paths * p.mag[at] + 1e-30;
 }
 
 /// The problem's operands into an fp32 (or bf16) output `y`.
@@ -113,15 +120,14 @@ void check_case(const Problem& p, int splits, const SkinnyGemmConfig& config, bo
     return v;
   }()
                                      : losa::cuda::download_as(DType::bf16, y, padded);
-  const double u = std::ldexp(1.0, -24), paths = p.in / 16.0 + 16.0;
   double worst = 0.0;
   for (int r = 0; r < p.rows; ++r)
     for (int n = 0; n < p.out; ++n) {
       const size_t at = static_cast<size_t>(r) * p.out + n;
-      double ref = p.ref[at], tol = 2.0 * u * paths * p.mag[at] + 1e-30;
+      double ref = p.ref[at], tol = sum_tolerance(p, at);
       if (output == Output::f32_accumulate) {
         ref += y0[at];
-        tol += 2.0 * u * std::abs(ref);
+        tol += std::ldexp(std::abs(ref), -23);  // one fp32 rounding of y0 + sum, doubled
       }
       if (output == Output::bf16) tol += std::ldexp(std::abs(ref), -8);  // half an ulp: 8 significant bits
       const double err = std::abs(got[at] - ref);
@@ -207,6 +213,34 @@ TEST(GpuSkinnyGemm, RepeatsBitwiseAndReplaysInAGraph) {
   for (unsigned t : tickets) ASSERT_EQ(t, 0u);
   cudaGraphExecDestroy(exec);
   cudaGraphDestroy(graph);
+  cudaStreamDestroy(stream);
+}
+
+// PDL: the GEMM may start while the kernel before it still runs, and reads its weights then; it
+// must read x only once that kernel is done. The kernel before writes x ~100 us late: a GEMM
+// that read x early would multiply zeros.
+TEST(GpuSkinnyGemm, ReadsItsInputOnlyAfterThePreviousKernel) {
+  LOSA_REQUIRE_GPU();
+  const Problem p = make_problem(16, 1000, 4096, 123);
+  losa::cuda::DeviceBuffer x(p.x_dev.bytes()), y(static_cast<size_t>(p.rows) * p.out * 4);
+  Scratch scratch;
+  cudaStream_t stream;
+  ASSERT_EQ(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), cudaSuccess);
+  for (int splits : {1, 0}) {  // one pass, and the split path (63 column tiles split)
+    x.fill_bytes(0);
+    y.fill_bytes(0xff);
+    SkinnyGemmArgs a = args_for(p, y.data(), true);
+    a.x = x.as<__nv_bfloat16>();
+    a.splits = splits;
+    a.programmatic = true;
+    test::launch_late_copy(p.x_dev.data(), x.data(), x.bytes(), stream);
+    launch_skinny_gemm(a, scratch.ws(), num_sms(), stream);
+    losa::cuda::synchronize(stream);
+    std::vector<float> got(static_cast<size_t>(p.rows) * p.out);
+    y.download(got.data(), got.size() * 4);
+    for (size_t at = 0; at < got.size(); ++at)
+      ASSERT_LE(std::abs(got[at] - p.ref[at]), sum_tolerance(p, at)) << "splits " << splits << " output " << at;
+  }
   cudaStreamDestroy(stream);
 }
 

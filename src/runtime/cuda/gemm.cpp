@@ -14,7 +14,7 @@ void check(cublasStatus_t status, const char* what) {
     throw BackendError(std::string(what) + " failed: cuBLAS status " + std::to_string(static_cast<int>(status)));
 }
 constexpr size_t kWorkspaceBytes = 32u << 20;  // cuBLAS's recommendation for Hopper
-// Split-K partials of the decode-shape kernel: 64 rows x 6144 columns x 5 splits fit.
+// Split-K partials of the decode-shape kernel (splits only for shapes too narrow for the SMs).
 constexpr size_t kSkinnyPartialFloats = size_t{2} << 20;
 constexpr int kSkinnyTickets = 8192;  // column tiles: out <= 8192 x 32
 }  // namespace

@@ -1,7 +1,7 @@
 #pragma once
 // The GEMMs of the forward: bf16 operands, fp32 accumulation. Activations are row-major
 // [rows, in]; weights are PyTorch's Linear layout [out, in], so y = x W^T. The output is bf16,
-// or fp32 added onto (the residual stream: y += x W^T). Decode shapes (<= 64 rows) go to the
+// or fp32 added onto (the residual stream: y += x W^T). Decode shapes (<= 16 rows) go to the
 // weight-streaming kernel (skinny_gemm.hpp), everything else to cuBLAS.
 #include <cublas_v2.h>
 #include <cuda_bf16.h>

@@ -15,6 +15,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "../../cuda/common.cuh"
@@ -288,20 +289,23 @@ const Instance& choose(const SkinnyGemmArgs& a, int num_sms) {
   return first;
 }
 
-// CTAs of an instance resident per SM (registers, threads, shared memory), after raising the
-// shared-memory limit where the reduction needs more than 48 KB.
+// CTAs of an instance resident per SM of the current device (registers, threads, shared
+// memory), after raising the shared-memory limit where the reduction needs more than 48 KB.
 int resident_ctas(const Instance& i) {
-  static std::map<Kernel, int> known;
+  static std::map<std::pair<int, Kernel>, int> known;
   static std::mutex lock;
+  int device = 0;
+  LOSA_CUDA_CHECK(cudaGetDevice(&device));
   std::lock_guard<std::mutex> guard(lock);
-  auto it = known.find(i.kernel);
+  const auto key = std::make_pair(device, i.kernel);
+  auto it = known.find(key);
   if (it != known.end()) return it->second;
   if (i.smem > 48 * 1024)
     LOSA_CUDA_CHECK(
         cudaFuncSetAttribute(i.kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(i.smem)));
   int ctas = 0;
   LOSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&ctas, i.kernel, i.warps * 32, i.smem));
-  return known[i.kernel] = std::max(ctas, 1);
+  return known[key] = std::max(ctas, 1);
 }
 
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -324,7 +328,7 @@ int skinny_gemm_splits(const SkinnyGemmArgs& a, const SkinnyGemmWorkspace& ws, i
     splits = tiles >= num_sms ? 1 : losa::cuda::ceil_div(num_sms, tiles);
     splits = std::min(splits, std::max(1, chunks / (2 * inst.warps * inst.kp)));
   }
-  splits = std::max(1, std::min(splits, chunks));
+  splits = std::max(1, std::min({splits, chunks, 65535}));  // 65535: the grid's y limit
   if (splits > 1) {
     const size_t per_split = static_cast<size_t>(a.rows) * a.out;
     if (tiles > ws.num_tickets || ws.partials == nullptr) return 1;

@@ -109,11 +109,13 @@ std::vector<GemmTiming> time_gemms(const runtime::ModelConfig& c, int64_t rows, 
   {
     runtime::cuda::Gemm gemm(stream, kernel);
     for (const auto& [name, n, k] : gemm_shapes(c)) {
+      bool skinny = false;  // Gemm's own test of each call
       const double us = time_gemm(rows, n, k, reps, l2, stream,
                                   [&](const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t r, int64_t o, int64_t i,
-                                      float* y, cudaStream_t) { gemm.to_f32(x, w, r, o, i, y, false); });
-      const bool skinny =
-          kernel == runtime::cuda::GemmKernel::automatic && rows <= runtime::cuda::kSkinnyMaxRows && k % 8 == 0;
+                                      float* y, cudaStream_t) {
+                                    skinny = gemm.serves_with_decode_kernel(x, w, r, i);
+                                    gemm.to_f32(x, w, r, o, i, y, false);
+                                  });
       out.push_back(timing(name, skinny ? "skinny" : "cublas", rows, n, k, us));
     }
   }
@@ -165,19 +167,9 @@ json gemm_sweep(const runtime::ModelConfig& c, const std::vector<int64_t>& row_c
                         static_cast<long long>(rows), cfg.nt, cfg.kp, cfg.warps, used, splits == 0 ? "(a)" : "   ",
                         pdl ? "pdl" : "", us, g.gbps, 100.0 * g.gbps / copy_gbps);
             if (automatic) std::printf("  ^ automatic instance\n");
-            rows_out.push_back({{"gemm", name},
-                                {"rows", rows},
-                                {"out", n},
-                                {"in", k},
-                                {"nt", cfg.nt},
-                                {"kp", cfg.kp},
-                                {"warps", cfg.warps},
-                                {"automatic_instance", automatic},
-                                {"pdl", pdl},
-                                {"splits", used},
-                                {"automatic_splits", splits == 0},
-                                {"us", us},
-                                {"GBps", g.gbps},
+            rows_out.push_back({{"gemm", name}, {"rows", rows}, {"out", n}, {"in", k}, {"nt", cfg.nt}, {"kp", cfg.kp},
+                                {"warps", cfg.warps}, {"automatic_instance", automatic}, {"pdl", pdl},
+                                {"splits", used}, {"automatic_splits", splits == 0}, {"us", us}, {"GBps", g.gbps},
                                 {"share_of_copy_bandwidth", g.gbps / copy_gbps}});
             std::fflush(stdout);
           }
@@ -210,13 +202,16 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
   std::ofstream json_out = open_output(opt.json_path, "--json");  // an unwritable path fails now
   cudaDeviceProp prop{};
   LOSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));
+  const double copy_gbps = [] {
+    cudaStream_t s;
+    LOSA_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
+    const double gbps = copy_bandwidth_gbps(s);
+    LOSA_CUDA_CHECK(cudaStreamDestroy(s));
+    return gbps;
+  }();
   if (opt.gemm_sweep) {  // the decode-shape GEMM's instances and splits only: no weights, no model
     const runtime::ModelConfig c =
         runtime::load_model_config(opt.model_dir.empty() ? opt.random_weights : opt.model_dir + "/config.json");
-    cudaStream_t s;
-    LOSA_CUDA_CHECK(cudaStreamCreateWithFlags(&s, cudaStreamNonBlocking));
-    const double copy_gbps = copy_bandwidth_gbps(s);
-    LOSA_CUDA_CHECK(cudaStreamDestroy(s));
     std::printf("losa bench-model --gemm-sweep on %s: copy bandwidth %.0f GB/s\n", prop.name, copy_gbps);
     json doc = {{"card", prop.name},
                 {"device", cuda::describe_device(0)},
@@ -230,25 +225,20 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
     return 0;
   }
   const auto t_load = clock_type::now();
-  const runtime::Weights weights =
-      opt.model_dir.empty() ? runtime::make_random_weights(runtime::load_model_config(opt.random_weights), 1, 0)
-                            : runtime::load_checkpoint(opt.model_dir);
+  const runtime::Weights weights = opt.model_dir.empty()
+                                       ? runtime::make_random_weights(runtime::load_model_config(opt.random_weights), 1, 0)
+                                       : runtime::load_checkpoint(opt.model_dir);
   const runtime::ModelConfig& c = weights.config;
   std::printf("losa bench-model on %s: %s, %d layers, hidden %lld, %d/%d heads (weights ready in %.1f s)\n", prop.name,
               weights.source.c_str(), c.num_hidden_layers, static_cast<long long>(c.hidden_size), c.num_attention_heads,
               c.num_key_value_heads, seconds_since(t_load));
-  json doc = {{"card", prop.name},       {"device", cuda::describe_device(0)}, {"command", command_line},
-              {"model", weights.source}, {"prefill", json::array()},           {"gemms", json::array()},
-              {"steps", json::array()}};
+  json doc = {{"card", prop.name}, {"device", cuda::describe_device(0)}, {"command", command_line},
+              {"model", weights.source}, {"prefill", json::array()}, {"gemms", json::array()}, {"steps", json::array()}};
 
   // GEMMs: the prefill chunk's (compute-bound) and the decode steps' (weight streaming: one,
   // four and eight sequences of a block), each decode shape on cuBLAS and on the kernel the
   // model uses (the decode-shape kernel where it applies).
   const double peak = peak_bf16_tflops(10);
-  cudaStream_t copy_stream;
-  LOSA_CUDA_CHECK(cudaStreamCreateWithFlags(&copy_stream, cudaStreamNonBlocking));
-  const double copy_gbps = copy_bandwidth_gbps(copy_stream);
-  LOSA_CUDA_CHECK(cudaStreamDestroy(copy_stream));
   doc["measured_bf16_peak_TFLOPs"] = peak;
   doc["copy_bandwidth_GBps"] = copy_gbps;
   std::printf(
@@ -263,16 +253,9 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
         std::printf("%-8s %-7s %6lld %7lld %7lld %9.1f %9.1f %9.0f %6.0f%%\n", g.name.c_str(), g.kernel.c_str(),
                     static_cast<long long>(g.rows), static_cast<long long>(g.out), static_cast<long long>(g.in), g.us,
                     g.tflops, g.gbps, 100.0 * g.gbps / copy_gbps);
-        doc["gemms"].push_back({{"gemm", g.name},
-                                {"kernel", g.kernel},
-                                {"rows", g.rows},
-                                {"out", g.out},
-                                {"in", g.in},
-                                {"us", g.us},
-                                {"TFLOPs", g.tflops},
-                                {"GBps", g.gbps},
-                                {"share_of_peak", g.tflops / peak},
-                                {"share_of_copy_bandwidth", g.gbps / copy_gbps}});
+        doc["gemms"].push_back({{"gemm", g.name}, {"kernel", g.kernel}, {"rows", g.rows}, {"out", g.out},
+                                {"in", g.in}, {"us", g.us}, {"TFLOPs", g.tflops}, {"GBps", g.gbps},
+                                {"share_of_peak", g.tflops / peak}, {"share_of_copy_bandwidth", g.gbps / copy_gbps}});
       }
     }
 
@@ -362,8 +345,7 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
           ++forwards;
           for (int s = 0; s < num_seqs; ++s)  // unmask B / steps positions per step, as a decode does
             for (int i = step * opt.block_size / opt.steps; i < (step + 1) * opt.block_size / opt.steps; ++i)
-              block[static_cast<size_t>(s) * opt.block_size + i] =
-                  props[static_cast<size_t>(s) * opt.block_size + i].token;
+              block[static_cast<size_t>(s) * opt.block_size + i] = props[static_cast<size_t>(s) * opt.block_size + i].token;
         }
       }
       const double s0 = median(step0), st = median(later.empty() ? step0 : later), none = bare_ms[num_seqs];
@@ -374,17 +356,10 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
       std::snprintf(batch, sizeof(batch), "%dx%lld", num_seqs, static_cast<long long>(length));
       std::printf("%-10s %-22s %12.2f %12.2f %10.0f %9.0f%% %7.2f%%\n", batch, mode_name_str.c_str(), s0, st,
                   tokens_per_s, 100.0 * attn_share, 100.0 * density / std::max(forwards, 1));
-      doc["steps"].push_back({{"num_seqs", num_seqs},
-                              {"length", length},
-                              {"mode", mode_name_str},
-                              {"budget_tokens", opt.budget},
-                              {"block_size", opt.block_size},
-                              {"steps", opt.steps},
-                              {"step0_ms", s0},
-                              {"step_ms", st},
-                              {"step_without_attention_ms", none},
-                              {"attention_share", attn_share},
-                              {"tokens_per_second", tokens_per_s},
+      doc["steps"].push_back({{"num_seqs", num_seqs}, {"length", length}, {"mode", mode_name_str},
+                              {"budget_tokens", opt.budget}, {"block_size", opt.block_size}, {"steps", opt.steps},
+                              {"step0_ms", s0}, {"step_ms", st}, {"step_without_attention_ms", none},
+                              {"attention_share", attn_share}, {"tokens_per_second", tokens_per_s},
                               {"density", density / std::max(forwards, 1)}});
       std::fflush(stdout);
     }

@@ -99,6 +99,8 @@ class PagedKVCache {
 
  private:
   size_t kv_offset(int page, int kv_head, int slot, int dim) const;
+  /// key_row / value_row of `storage` (keys_ or values_).
+  void decode_row(const std::vector<uint8_t>& storage, int page, int kv_head, int slot, float* out) const;
   size_t bound_offset(int page, int kv_head, int dim) const;
   void check_seq(int seq, const char* function) const;
   void refresh_bounds(int page, int first_slot, int end_slot, bool fresh_page);

@@ -176,13 +176,16 @@ float PagedKVCache::key(int page, int kv_head, int slot, int dim) const {
 float PagedKVCache::value(int page, int kv_head, int slot, int dim) const {
   return load_as(config_.dtype, &values_[kv_offset(page, kv_head, slot, dim) * element_bytes_]);
 }
-void PagedKVCache::key_row(int page, int kv_head, int slot, float* out) const {
-  const uint8_t* src = &keys_[kv_offset(page, kv_head, slot, 0) * element_bytes_];
+void PagedKVCache::decode_row(const std::vector<uint8_t>& storage, int page, int kv_head, int slot,
+                              float* out) const {
+  const uint8_t* src = &storage[kv_offset(page, kv_head, slot, 0) * element_bytes_];
   for (int d = 0; d < config_.head_dim; ++d) out[d] = load_as(config_.dtype, src + d * element_bytes_);
 }
+void PagedKVCache::key_row(int page, int kv_head, int slot, float* out) const {
+  decode_row(keys_, page, kv_head, slot, out);
+}
 void PagedKVCache::value_row(int page, int kv_head, int slot, float* out) const {
-  const uint8_t* src = &values_[kv_offset(page, kv_head, slot, 0) * element_bytes_];
-  for (int d = 0; d < config_.head_dim; ++d) out[d] = load_as(config_.dtype, src + d * element_bytes_);
+  decode_row(values_, page, kv_head, slot, out);
 }
 float PagedKVCache::key_min(int page, int kv_head, int dim) const {
   return load_as(config_.dtype, &key_min_[bound_offset(page, kv_head, dim) * element_bytes_]);

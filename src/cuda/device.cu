@@ -2,6 +2,7 @@
 
 #include <cstdio>
 
+#include "check.hpp"
 #include "losa/cuda/device.hpp"
 
 namespace losa::cuda {
@@ -13,6 +14,13 @@ int device_count() {
     return 0;
   }
   return count;
+}
+
+int multiprocessor_count() {
+  int device = 0, sms = 0;
+  LOSA_CUDA_CHECK(cudaGetDevice(&device));
+  LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device));
+  return sms;
 }
 
 std::string describe_device(int device) {

@@ -8,6 +8,7 @@
 #include "common.cuh"
 #include "dispatch.cuh"
 #include "launchers.hpp"
+#include "losa/cuda/device.hpp"
 #include "losa/cuda/engine.hpp"
 #include "workspace_layout.hpp"
 
@@ -88,7 +89,7 @@ AttentionEngine::AttentionEngine(const BlockShape& shape, const PagedKVConfig& k
   s.row_tiles = ceil_div(s.max_rows, kRowsPerCta);
   s.tile_pages = 64 / kv_config.page_size;
   s.scale = mode.softmax_scale > 0.0f ? mode.softmax_scale : shape.default_scale();
-  s.num_sms = device_attribute(cudaDevAttrMultiProcessorCount);
+  s.num_sms = multiprocessor_count();
   s.optin_smem = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
 }
 

@@ -6,6 +6,7 @@
 #include "common.cuh"
 #include "dispatch.cuh"
 #include "launchers.hpp"
+#include "losa/cuda/device.hpp"
 #include "losa/cuda/prefill.hpp"
 
 namespace losa::cuda {
@@ -22,9 +23,7 @@ PrefillAttention::PrefillAttention(const PagedKVConfig& kv_config, int num_q_hea
                  "must be in [1, max_pages=", kv_config.max_pages, "], got ", max_pages_per_seq);
   LOSA_CHECK_ARG(softmax_scale >= 0.0f, "softmax_scale", "must be >= 0 (0: 1/sqrt(head_dim))");
   scale_ = softmax_scale > 0.0f ? softmax_scale : 1.0f / std::sqrt(static_cast<float>(kv_config.head_dim));
-  int device = 0;
-  LOSA_CUDA_CHECK(cudaGetDevice(&device));
-  LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
+  num_sms_ = multiprocessor_count();
   const int group = num_q_heads / kv_config.num_kv_heads;
   const int rows = max_chunk_tokens * group;
   // A chunk of many rows fills the GPU by its row tiles; short chunks split the page list.

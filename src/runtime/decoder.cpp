@@ -4,8 +4,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <numeric>
 
+#include "forward_report.hpp"
 #include "losa/errors.hpp"
 
 namespace losa::runtime {
@@ -26,10 +26,6 @@ struct SequenceState {
 
 bool contains(const std::vector<int32_t>& ids, int32_t x) {
   return std::find(ids.begin(), ids.end(), x) != ids.end();
-}
-
-double mean(const std::vector<double>& x) {
-  return x.empty() ? 0.0 : std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
 }
 
 void add_stats(SequenceState& st, const ForwardReport& r, int s) {
@@ -211,9 +207,9 @@ DecodeResult decode(ModelBackend& backend, const std::vector<std::vector<int32_t
       BlockRecord rec{r, st.steps, commit_part[s] != 0, 0.0, 0.0, seconds, {}, {}};
       for (double a : st.layer_active_sum) rec.layer_active_tokens.push_back(a / f);
       for (double d : st.layer_density_sum) rec.layer_density.push_back(d / f);
-      rec.active_tokens = mean(rec.layer_active_tokens);
-      rec.density = mean(rec.layer_density);
-      density_total += mean(st.layer_density_sum);
+      rec.active_tokens = detail::mean(rec.layer_active_tokens);
+      rec.density = detail::mean(rec.layer_density);
+      density_total += detail::mean(st.layer_density_sum);
       result.sequences[s].blocks.push_back(std::move(rec));
       density_count += st.forwards;
     }

@@ -4,6 +4,10 @@
 
 namespace losa::runtime::detail {
 
+double mean(const std::vector<double>& x) {
+  return x.empty() ? 0.0 : std::accumulate(x.begin(), x.end(), 0.0) / static_cast<double>(x.size());
+}
+
 ForwardReport start_report(int num_layers, int num_seqs, const std::vector<int>& seqs) {
   ForwardReport report;
   report.layer_density.assign(num_layers, 0.0);
@@ -40,16 +44,9 @@ void add_layer_stats(ForwardReport& report, int layer, const std::vector<int>& s
 
 namespace losa::runtime {
 
-double ForwardReport::density() const {
-  if (layer_density.empty()) return 0.0;
-  return std::accumulate(layer_density.begin(), layer_density.end(), 0.0) / layer_density.size();
-}
+double ForwardReport::density() const { return detail::mean(layer_density); }
 
-double ForwardReport::active_tokens() const {
-  if (layer_active_tokens.empty()) return 0.0;
-  return std::accumulate(layer_active_tokens.begin(), layer_active_tokens.end(), 0.0) /
-         layer_active_tokens.size();
-}
+double ForwardReport::active_tokens() const { return detail::mean(layer_active_tokens); }
 
 int64_t ForwardReport::kv_bytes() const {
   return std::accumulate(layer_kv_bytes.begin(), layer_kv_bytes.end(), int64_t{0});

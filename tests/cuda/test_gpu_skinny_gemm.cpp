@@ -82,12 +82,7 @@ struct Scratch {
   Scratch() { tickets.fill_bytes(0); }
 };
 
-int num_sms() {
-  int device = 0, sms = 0;
-  cudaGetDevice(&device);
-  cudaDeviceGetAttribute(&sms, cudaDevAttrMultiProcessorCount, device);
-  return sms;
-}
+int num_sms() { return losa::cuda::multiprocessor_count(); }
 
 /// Runs one case and checks every element; the output buffer holds one extra, poisoned row.
 void check_case(const Problem& p, int splits, const SkinnyGemmConfig& config, bool pdl, Output output,

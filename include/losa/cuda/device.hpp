@@ -7,6 +7,9 @@ namespace losa::cuda {
 /// Number of usable CUDA devices (0 without a GPU or driver).
 int device_count();
 
+/// Streaming multiprocessors of the current device; throws BackendError where there is none.
+int multiprocessor_count();
+
 /// "NVIDIA H100 80GB HBM3, sm_90, 132 SMs, 50 MiB L2" for device `device`; empty if none.
 std::string describe_device(int device = 0);
 

@@ -5,6 +5,7 @@
 #include <string>
 
 #include "../../cuda/check.hpp"
+#include "losa/cuda/device.hpp"
 #include "losa/errors.hpp"
 
 namespace losa::runtime::cuda {
@@ -27,11 +28,9 @@ GemmKernel Gemm::kernel_from_environment() {
 Gemm::Gemm(cudaStream_t stream, GemmKernel kernel)
     : stream_(stream),
       kernel_(kernel),
+      num_sms_(losa::cuda::multiprocessor_count()),
       workspace_(kWorkspaceBytes),
       skinny_workspace_(kSkinnyPartialFloats * sizeof(float) + kSkinnyTickets * sizeof(unsigned)) {
-  int device = 0;
-  LOSA_CUDA_CHECK(cudaGetDevice(&device));
-  LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&num_sms_, cudaDevAttrMultiProcessorCount, device));
   skinny_.partials = skinny_workspace_.as<float>();
   skinny_.partial_floats = kSkinnyPartialFloats;
   skinny_.tickets = reinterpret_cast<unsigned*>(skinny_.partials + kSkinnyPartialFloats);
@@ -50,9 +49,8 @@ Gemm::~Gemm() {
 void Gemm::gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in, void* y,
                 cudaDataType_t y_type, float beta) {
   if (rows == 0) return;
-  LOSA_CHECK_ARG(rows <= INT32_MAX && out <= INT32_MAX && in <= INT32_MAX, "rows/out/in",
-                 "exceed cuBLAS's 32-bit sizes");
-  if (kernel_ == GemmKernel::automatic && skinny_gemm_applies(static_cast<int>(rows), static_cast<int>(in), x, w)) {
+  LOSA_CHECK_ARG(rows <= INT32_MAX && out <= INT32_MAX && in <= INT32_MAX, "rows/out/in", "exceed cuBLAS's 32-bit sizes");
+  if (serves_with_decode_kernel(x, w, rows, in)) {
     SkinnyGemmArgs a;
     a.x = x;
     a.w = w;
@@ -72,6 +70,11 @@ void Gemm::gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, in
                      static_cast<int>(in), &beta, y, y_type, static_cast<int>(out), CUBLAS_COMPUTE_32F,
                      CUBLAS_GEMM_DEFAULT),
         "cublasGemmEx");
+}
+
+bool Gemm::serves_with_decode_kernel(const void* x, const void* w, int64_t rows, int64_t in) const {
+  return kernel_ == GemmKernel::automatic && rows <= kSkinnyMaxRows && in <= INT32_MAX &&  // before the casts
+         skinny_gemm_applies(static_cast<int>(rows), static_cast<int>(in), x, w);
 }
 
 void Gemm::to_bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in,

@@ -28,10 +28,13 @@ class Gemm {
   Gemm& operator=(const Gemm&) = delete;
 
   /// y [rows, out] bf16 = x [rows, in] bf16 . w [out, in]^T
-  void to_bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in, __nv_bfloat16* y);
+  void to_bf16(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in,
+               __nv_bfloat16* y);
   /// y [rows, out] fp32 (+)= x . w^T: accumulate adds onto y (beta = 1), else overwrites.
   void to_f32(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in, float* y,
               bool accumulate);
+  /// True when a call with these operands runs the decode-shape kernel, false: cuBLAS.
+  bool serves_with_decode_kernel(const void* x, const void* w, int64_t rows, int64_t in) const;
 
  private:
   void gemm(const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t rows, int64_t out, int64_t in, void* y,

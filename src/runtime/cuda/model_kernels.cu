@@ -83,8 +83,8 @@ __global__ void silu_mul_kernel(const bf16* gu, int intermediate, bf16* act) {
   }
 }
 
-__global__ void greedy_kernel(const float* logits, int64_t row_size, const int64_t* candidates, const uint8_t* seq_mask,
-                              int rows_per_seq, int32_t* tokens, float* confidence) {
+__global__ void greedy_kernel(const float* logits, int64_t row_size, const int64_t* candidates,
+                              const uint8_t* seq_mask, int rows_per_seq, int32_t* tokens, float* confidence) {
   __shared__ float best_value[32];
   __shared__ int best_index[32];
   __shared__ float shared[32];
@@ -164,11 +164,11 @@ void launch_silu_mul(const bf16* gate_up, int64_t rows, int intermediate, bf16* 
   check("silu_mul_kernel");
 }
 
-void launch_greedy(const float* logits, int64_t rows, int64_t vocab, const int64_t* candidates, const uint8_t* seq_mask,
-                   int rows_per_seq, int32_t* tokens, float* confidence, cudaStream_t stream) {
+void launch_greedy(const float* logits, int64_t rows, int64_t vocab, const int64_t* candidates,
+                   const uint8_t* seq_mask, int rows_per_seq, int32_t* tokens, float* confidence, cudaStream_t stream) {
   if (rows == 0) return;
   greedy_kernel<<<static_cast<unsigned>(rows), 1024, 0, stream>>>(logits, vocab, candidates, seq_mask, rows_per_seq,
-                                                                  tokens, confidence);
+                                                                   tokens, confidence);
   check("greedy_kernel");
 }
 

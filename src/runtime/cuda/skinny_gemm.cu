@@ -310,14 +310,7 @@ int resident_ctas(const Instance& i) {
 
 bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
 
-}  // namespace
-
-bool skinny_gemm_applies(int rows, int in, const void* x, const void* w) {
-  return rows >= 1 && rows <= kSkinnyMaxRows && in >= 8 && in % 8 == 0 && aligned(x, 16) && aligned(w, 16);
-}
-
-int skinny_gemm_splits(const SkinnyGemmArgs& a, const SkinnyGemmWorkspace& ws, int num_sms) {
-  const Instance& inst = choose(a, num_sms);
+int splits_for(const SkinnyGemmArgs& a, const SkinnyGemmWorkspace& ws, int num_sms, const Instance& inst) {
   const int tiles = losa::cuda::ceil_div(a.out, 8 * inst.nt);
   const int chunks = losa::cuda::ceil_div(a.in, kChunk);
   int splits = a.splits;
@@ -338,6 +331,16 @@ int skinny_gemm_splits(const SkinnyGemmArgs& a, const SkinnyGemmWorkspace& ws, i
   return splits;
 }
 
+}  // namespace
+
+bool skinny_gemm_applies(int rows, int in, const void* x, const void* w) {
+  return rows >= 1 && rows <= kSkinnyMaxRows && in >= 8 && in % 8 == 0 && aligned(x, 16) && aligned(w, 16);
+}
+
+int skinny_gemm_splits(const SkinnyGemmArgs& a, const SkinnyGemmWorkspace& ws, int num_sms) {
+  return splits_for(a, ws, num_sms, choose(a, num_sms));
+}
+
 void launch_skinny_gemm(const SkinnyGemmArgs& a, const SkinnyGemmWorkspace& ws, int num_sms, cudaStream_t stream) {
   LOSA_CHECK_ARG(a.rows >= 1 && a.rows <= kSkinnyMaxRows, "rows", "must be in [1, ", kSkinnyMaxRows, "], got ", a.rows);
   LOSA_CHECK_ARG(a.out >= 1, "out", "must be >= 1, got ", a.out);
@@ -350,8 +353,8 @@ void launch_skinny_gemm(const SkinnyGemmArgs& a, const SkinnyGemmWorkspace& ws, 
   LOSA_CHECK_ARG(num_sms >= 1, "num_sms", "must be >= 1, got ", num_sms);
   const Instance& inst = choose(a, num_sms);
   resident_ctas(inst);  // raises the shared-memory limit before the first launch
-  const Params p{a.x, a.w,     a.rows,       a.out,       a.in,      skinny_gemm_splits(a, ws, num_sms),
-                 a.y, a.y_f32, a.accumulate, ws.partials, ws.tickets};
+  const Params p{a.x, a.w, a.rows, a.out, a.in, splits_for(a, ws, num_sms, inst), a.y, a.y_f32, a.accumulate,
+                 ws.partials, ws.tickets};
   const int tiles = losa::cuda::ceil_div(a.out, 8 * inst.nt);
   losa::cuda::launch_kernel(inst.kernel, dim3(tiles, p.splits), dim3(inst.warps * 32), inst.smem, stream, p,
                             a.programmatic && losa::cuda::programmatic_launch_supported());

@@ -4,16 +4,21 @@
 //                the LoSA cache with the reference query, keys and values), else the cached state;
 //   block part:  dense attention over the sequence's B block keys;
 //   output:      the LSE merge of the two.
+#include <atomic>
+
 #include "common.cuh"
 #include "dispatch.cuh"
 #include "launch.cuh"
 #include "launchers.hpp"
+#include "losa/cuda/device.hpp"
 
 namespace losa::cuda {
 namespace {
 
 constexpr int kMaxWarps = 8;
 constexpr int kMaxBlock = 64;
+constexpr int kDeep = 32, kShallow = 5;  // partial rows in flight per warp (finalize_kernel)
+std::atomic<int> forced_in_flight{0};
 
 template <typename T, int N>
 __device__ __forceinline__ void load_row(const T* src, float (&x)[N]) {
@@ -50,8 +55,119 @@ __device__ __forceinline__ float dot_with_key(const float* q, const T* key) {
   return acc;
 }
 
+/// What a warp reads for its (token, head) row before anything depends on it, so that the reads
+/// go out together: the query, every split's lse (at most 64 held; the partial states sit at the
+/// token's row, so no slot lookup comes first), and the cached prefix state for a token that may
+/// be inactive (read before the slot says whether it is: one round trip instead of two).
+template <int D>
+struct RowInputs {
+  float q[D / 32];
+  float lse[2];  // splits lane and lane + 32; -inf past the last
+  float cached_o[D / 32];
+  float cached_lse;
+};
+
+/// Index of (split 0, the token's row g) in the [S, Hk, splits, max_rows] partial state; split s
+/// is max_rows further per split.
+__device__ __forceinline__ size_t partial_first(const FinalizeParams& p, int seq, int kvh, int token, int g) {
+  const int group = p.num_q_heads / p.num_kv_heads;
+  return (static_cast<size_t>(seq) * p.num_kv_heads + kvh) * p.num_splits * p.max_rows + token * group + g;
+}
+
 template <typename T, int D>
-__global__ void __launch_bounds__(kMaxWarps * 32)
+__device__ __forceinline__ void load_row_inputs(const FinalizeParams& p, int seq, int token, int kvh, int g,
+                                                bool read_cached, RowInputs<D>& in) {
+  constexpr int kPer = D / 32;
+  const int lane = threadIdx.x % 32, d0 = lane * kPer, Hq = p.num_q_heads, group = Hq / p.num_kv_heads;
+  const int head = kvh * group + g;
+  const int64_t token_row = static_cast<int64_t>(seq) * p.block_size + token;
+  load_row<T, kPer>(static_cast<const T*>(p.q.data) + token_row * p.q.stride + head * D + d0, in.q);
+  const size_t stride = static_cast<size_t>(p.max_rows), first = partial_first(p, seq, kvh, token, g);
+#pragma unroll
+  for (int j = 0; j < 2; ++j) {
+    const int s = lane + 32 * j;
+    in.lse[j] = s < p.num_splits ? p.partial_lse[first + s * stride] : -INFINITY;
+  }
+  if (read_cached) {
+    const int64_t state_row = token_row * Hq + head;
+#pragma unroll
+    for (int i = 0; i < kPer; ++i) in.cached_o[i] = p.prefix_o[state_row * D + d0 + i];
+    in.cached_lse = p.prefix_lse[state_row];
+  }
+}
+
+/// op += w * partial_o for `count` (<= InFlight) splits from s, their rows loaded at once; lane
+/// lane0 + i holds split s + i's weight in w_lane.
+template <int D, int InFlight>
+__device__ __forceinline__ void accumulate_splits(const FinalizeParams& p, size_t first, int s, int count,
+                                                  float w_lane, int lane0, float (&op)[D / 32]) {
+  constexpr int kPer = D / 32;
+  const int d0 = threadIdx.x % 32 * kPer;
+  const size_t stride = static_cast<size_t>(p.max_rows);
+  float v[InFlight][kPer];
+#pragma unroll
+  for (int i = 0; i < InFlight; ++i) {
+    if (i >= count) break;
+    const float* po = p.partial_o + (first + (s + i) * stride) * D + d0;
+    if constexpr (kPer == 4) {
+      const float4 x = *reinterpret_cast<const float4*>(po);
+      v[i][0] = x.x;
+      v[i][1] = x.y;
+      v[i][2] = x.z;
+      v[i][3] = x.w;
+    } else {
+      const float2 x = *reinterpret_cast<const float2*>(po);
+      v[i][0] = x.x;
+      v[i][1] = x.y;
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < InFlight; ++i) {
+    if (i >= count) break;
+    const float w = __shfl_sync(0xffffffffu, w_lane, lane0 + i);
+#pragma unroll
+    for (int e = 0; e < kPer; ++e) op[e] += w * v[i][e];  // an empty split has w = 0, o = 0
+  }
+}
+
+/// The LSE merge of a row's split partial states into op / lse_p (empty: o = 0, lse = -inf).
+/// Each chunk of up to InFlight splits has all its partial rows in flight at once.
+template <int D, int InFlight>
+__device__ __forceinline__ void merge_splits(const FinalizeParams& p, size_t first, const RowInputs<D>& in,
+                                             float (&op)[D / 32], float& lse_p) {
+  constexpr int kPer = D / 32;
+  const int lane = threadIdx.x % 32, n = p.num_splits;
+  const size_t stride = static_cast<size_t>(p.max_rows);
+  auto lse_of = [&](int s0) {  // this lane's split of the chunk starting at s0
+    const int s = s0 + lane;
+    return s0 == 0 ? in.lse[0] : s0 == 32 ? in.lse[1] : (s < n ? p.partial_lse[first + s * stride] : -INFINITY);
+  };
+  float m = -INFINITY;
+  for (int s0 = 0; s0 < n; s0 += 32) m = fmaxf(m, lse_of(s0));
+  m = warp_max(m);
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) op[i] = 0.0f;
+  lse_p = -INFINITY;
+  if (m == -INFINITY) return;
+  float sum = 0.0f;
+  for (int s0 = 0; s0 < n; s0 += 32) {
+    const float l = lse_of(s0);
+    const float w_lane = l == -INFINITY ? 0.0f : expf(l - m);
+    sum += warp_sum(w_lane);
+    for (int c0 = 0; c0 < min(32, n - s0); c0 += InFlight)
+      accumulate_splits<D, InFlight>(p, first, s0 + c0, min(InFlight, n - s0 - c0), w_lane, c0, op);
+  }
+#pragma unroll
+  for (int i = 0; i < kPer; ++i) op[i] /= sum;
+  lse_p = m + logf(sum);
+}
+
+/// InFlight: partial rows a warp loads at once. kDeep for grids of up to two CTAs per SM (one
+/// sequence), where each warp's latency chain is the kernel's time (~210 registers); kShallow
+/// for larger grids, whose CTAs must be resident together: the most rows that fit 64 registers
+/// (8 CTAs of 4 warps per SM) without spilling (8 spilled 122 bytes a thread).
+template <typename T, int D, int InFlight>
+__global__ void __launch_bounds__(kMaxWarps * 32, InFlight == kDeep ? 1 : 4)
     finalize_kernel(const __grid_constant__ FinalizeParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   allow_successor();
@@ -62,6 +178,14 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
   const int kvh = blockIdx.x % Hk, token = (blockIdx.x / Hk) % B, seq = blockIdx.x / (Hk * B);
   if (p.seq_mask && !p.seq_mask[seq]) return;  // sitting out: its output and state stay as they are
   const int64_t seq_row0 = static_cast<int64_t>(seq) * B;  // the sequence's first token row
+  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
+  // Every read that depends on nothing goes out first: the slot, the prefix length, the first
+  // row's inputs and the staged block keys and values.
+  const int slot = p.active.token_slot ? p.active.token_slot[seq * B + token] : token;
+  const bool has_prefix = !p.block_part || p.kv_len[seq] > 0;  // a prefill chunk sees itself
+  const bool read_cached = p.active.token_slot && p.prefix_o;  // the token may be inactive
+  RowInputs<D> in;
+  if (warp < group) load_row_inputs<T, D>(p, seq, token, kvh, warp, read_cached, in);
   // Staged block keys and values (none without a block part), then each warp's query.
   const int staged = p.block_part ? B : 0;
   T* k_s = reinterpret_cast<T*>(smem);
@@ -75,9 +199,6 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
     *reinterpret_cast<uint4*>(v_s + j * kRow + col) = *reinterpret_cast<const uint4*>(
         static_cast<const T*>(p.v_blk.data) + row * p.v_blk.stride + kvh * D + col);
   }
-  const int lane = threadIdx.x % 32, warp = threadIdx.x / 32, warps = blockDim.x / 32;
-  const int slot = p.active.token_slot ? p.active.token_slot[seq * B + token] : token;
-  const bool has_prefix = !p.block_part || p.kv_len[seq] > 0;  // a prefill chunk sees itself
   if (p.stats && token == 0 && threadIdx.x == 0) {
     int32_t* out = p.stats + seq * (1 + Hk);
     const int pages = (p.kv_len[seq] + p.page_size - 1) / p.page_size;
@@ -87,84 +208,46 @@ __global__ void __launch_bounds__(kMaxWarps * 32)
   __syncthreads();
 
   for (int g = warp; g < group; g += warps) {
+    if (g != warp) load_row_inputs<T, D>(p, seq, token, kvh, g, read_cached, in);
     const int head = kvh * group + g;
     const int64_t token_row = seq_row0 + token;
     const int64_t state_row = token_row * Hq + head;  // row of the [S, B, Hq] state arrays
     const int d0 = lane * kPer;
-    const T* q_global = static_cast<const T*>(p.q.data) + token_row * p.q.stride + head * D;
-
-    float q[kPer];
-    load_row<T, kPer>(q_global + d0, q);
     float* qw = q_s + warp * D;
 #pragma unroll
-    for (int i = 0; i < kPer; ++i) qw[d0 + i] = q[i];
+    for (int i = 0; i < kPer; ++i) qw[d0 + i] = in.q[i];
     __syncwarp();
 
     // Prefix part.
     float op[kPer], lse_p;
     if (slot >= 0) {
-      lse_p = -INFINITY;
-#pragma unroll
-      for (int i = 0; i < kPer; ++i) op[i] = 0.0f;
       if (has_prefix) {
-        // Lane s reads split s's lse (all splits at once, not one dependent load after another),
-        // the warp finds the max and each split's weight; the outputs are then summed with
-        // independent loads in flight.
-        const int r = slot * group + g;
-        const size_t stride = static_cast<size_t>(p.max_rows);
-        const size_t first = (static_cast<size_t>(seq) * Hk + kvh) * p.num_splits * stride + r;
-        float m = -INFINITY;
-        for (int s = lane; s < p.num_splits; s += 32) m = fmaxf(m, p.partial_lse[first + s * stride]);
-        m = warp_max(m);
-        if (m != -INFINITY) {
-          float sum = 0.0f;
-          for (int s0 = 0; s0 < p.num_splits; s0 += 32) {
-            const int s = s0 + lane;
-            const float w_lane = s < p.num_splits ? expf(p.partial_lse[first + s * stride] - m) : 0.0f;
-            sum += warp_sum(w_lane);
-            const int count = min(32, p.num_splits - s0);
-#pragma unroll 16  // 16 splits' partial rows in flight at once
-            for (int i = 0; i < count; ++i) {
-              const float w = __shfl_sync(0xffffffffu, w_lane, i);
-              const float* po = p.partial_o + (first + (s0 + i) * stride) * D + d0;
-              float v[kPer];
-              if constexpr (kPer == 4) {
-                const float4 x = *reinterpret_cast<const float4*>(po);
-                v[0] = x.x;
-                v[1] = x.y;
-                v[2] = x.z;
-                v[3] = x.w;
-              } else {
-                const float2 x = *reinterpret_cast<const float2*>(po);
-                v[0] = x.x;
-                v[1] = x.y;
-              }
+        merge_splits<D, InFlight>(p, partial_first(p, seq, kvh, token, g), in, op, lse_p);
+      } else {
 #pragma unroll
-              for (int e = 0; e < kPer; ++e) op[e] += w * v[e];  // an empty split has w = 0, o = 0
-            }
-          }
-#pragma unroll
-          for (int i = 0; i < kPer; ++i) op[i] /= sum;
-          lse_p = m + logf(sum);
-        }
+        for (int i = 0; i < kPer; ++i) op[i] = 0.0f;
+        lse_p = -INFINITY;
       }
       if (p.prefix_o) {
 #pragma unroll
         for (int i = 0; i < kPer; ++i) p.prefix_o[state_row * D + d0 + i] = op[i];
         if (lane == 0) p.prefix_lse[state_row] = lse_p;
       }
-      if (p.q_ref) copy_row<T, kPer>(q_global + d0, static_cast<T*>(p.q_ref) + state_row * D + d0);
-      if (p.k_ref && g == 0) {
+      if (p.q_ref) {
+        T* q_ref = static_cast<T*>(p.q_ref) + state_row * D + d0;
+#pragma unroll
+        for (int i = 0; i < kPer; i += 2)  // q came in as T: the float round trip is exact
+          *reinterpret_cast<uint32_t*>(q_ref + i) = Elem<T>::pack(in.q[i], in.q[i + 1]);
+      }
+      if (p.k_ref && g == 0) {  // the block part staged this token's key and value
         const int64_t ref = (token_row * Hk + kvh) * D + d0;
-        copy_row<T, kPer>(static_cast<const T*>(p.k_blk.data) + token_row * p.k_blk.stride + kvh * D + d0,
-                          static_cast<T*>(p.k_ref) + ref);
-        copy_row<T, kPer>(static_cast<const T*>(p.v_blk.data) + token_row * p.v_blk.stride + kvh * D + d0,
-                          static_cast<T*>(p.v_ref) + ref);
+        copy_row<T, kPer>(k_s + token * kRow + d0, static_cast<T*>(p.k_ref) + ref);
+        copy_row<T, kPer>(v_s + token * kRow + d0, static_cast<T*>(p.v_ref) + ref);
       }
     } else {
 #pragma unroll
-      for (int i = 0; i < kPer; ++i) op[i] = p.prefix_o[state_row * D + d0 + i];
-      lse_p = p.prefix_lse[state_row];
+      for (int i = 0; i < kPer; ++i) op[i] = in.cached_o[i];
+      lse_p = in.cached_lse;
     }
 
     if (!p.block_part) {  // prefill: the prefix part already holds the chunk's own blocks
@@ -217,15 +300,27 @@ void launch(const FinalizeParams& p, int num_seqs, cudaStream_t stream) {
   const int group = p.num_q_heads / p.num_kv_heads;
   const int warps = group < kMaxWarps ? group : kMaxWarps;
   const size_t smem = finalize_smem<T, D>(p.block_part ? p.block_size : 0, warps);  // <= 38 KB for B <= 64
-  launch_kernel(finalize_kernel<T, D>, num_seqs * p.block_size * p.num_kv_heads, warps * 32, smem, stream, p);
+  const int ctas = num_seqs * p.block_size * p.num_kv_heads;
+  const int forced = forced_in_flight;
+  const bool deep = forced ? forced == kDeep : ctas <= 2 * multiprocessor_count();
+  if (deep) launch_kernel(finalize_kernel<T, D, kDeep>, ctas, warps * 32, smem, stream, p);
+  else launch_kernel(finalize_kernel<T, D, kShallow>, ctas, warps * 32, smem, stream, p);
   check_launch("finalize_kernel");
 }
 
 }  // namespace
 
+void force_finalize_rows_in_flight(int rows) {
+  LOSA_CHECK_ARG(rows == 0 || rows == kDeep || rows == kShallow, "rows", "must be 0 (automatic), ", kShallow,
+                 " or ", kDeep, ", got ", rows);
+  forced_in_flight = rows;
+}
+
 void launch_finalize(DType dtype, int head_dim, const FinalizeParams& p, int num_seqs, cudaStream_t stream) {
   if (p.block_size < 1 || (p.block_part && p.block_size > kMaxBlock))
     throw ArgumentError("launch_finalize", "block_size", "must be in [1, 64] on the GPU, got " + std::to_string(p.block_size));
+  if (p.k_ref && !p.block_part)  // the references are copied from the staged block keys and values
+    throw ArgumentError("launch_finalize", "k_ref", "needs the block part");
   LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, launch, p, num_seqs, stream);
 }
 

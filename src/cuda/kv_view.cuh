@@ -33,11 +33,22 @@ __device__ __forceinline__ int packed_rows(const ActiveSetView& active, int seq,
   return (active.tokens ? active.count[seq] : active.block_size) * group;
 }
 
+/// The block token of row `r` of a packed (sequence, KV head).
+__device__ __forceinline__ int packed_row_token(const ActiveSetView& active, int seq, int group, int r) {
+  return active.tokens ? active.tokens[seq * active.block_size + r / group] : r / group;
+}
+
+/// Where row `r`'s split partial state goes: the token's row (token * group + head in group), so
+/// that the merge finds a token's state without reading the active set first.
+__device__ __forceinline__ int partial_state_row(const ActiveSetView& active, int seq, int group, int r) {
+  return packed_row_token(active, seq, group, r) * group + r % group;
+}
+
 /// Row `r` of a packed (sequence, KV head): its active token and query head.
 __device__ __forceinline__ const void* packed_query_row(const TokenRows& q, const ActiveSetView& active, int seq,
                                                         int kv_head, int group, int num_q_heads, int head_dim,
                                                         int r, int elem_bytes) {
-  const int token = active.tokens ? active.tokens[seq * active.block_size + r / group] : r / group;
+  const int token = packed_row_token(active, seq, group, r);
   const int head = kv_head * group + r % group;
   const int64_t row = static_cast<int64_t>(seq) * active.block_size + token;
   return static_cast<const char*>(q.data) + (row * q.stride + static_cast<int64_t>(head) * head_dim) * elem_bytes;

@@ -33,9 +33,14 @@ void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, int 
 
 void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, int row_tiles, int num_seqs,
                          int max_pages, cudaStream_t stream);
+/// Grid (rows_per_kv_head, num_kv_heads, num_seqs); the union's page lists come out of the same
+/// launch.
 void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pages, cudaStream_t stream);
-void launch_union(const UnionParams& p, int num_seqs, cudaStream_t stream);
+/// The split merge keeps 32 partial rows in flight per warp where the grid is at most two CTAs
+/// per SM, else 5 (more CTAs resident); force_finalize_rows_in_flight(5 or 32) overrides it for
+/// tests of both instances, 0 restores the automatic choice.
 void launch_finalize(DType dtype, int head_dim, const FinalizeParams& p, int num_seqs, cudaStream_t stream);
+void force_finalize_rows_in_flight(int rows);
 /// SparseD's group limit on the GPU (query heads per KV head).
 int sparsed_max_group();
 void launch_sparsed_mass(DType dtype, int head_dim, const SparsedMassParams& p, int row_tiles, int num_seqs,

@@ -58,7 +58,7 @@ int attention_stages() {
   int device = 0, optin = 0;
   LOSA_CUDA_CHECK(cudaGetDevice(&device));
   LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  return optin >= PagedAttentionConfig<T, D, 3>::kSmemBytes ? 3 : 2;
+  return optin >= PagedAttentionConfig<T, D, 3, 8>::kSmemBytes ? 3 : 2;  // the larger CTA's footprint
 }
 
 int attention_stages(DType dtype, int head_dim) {

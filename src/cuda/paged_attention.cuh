@@ -3,8 +3,8 @@
 //
 // Grid (row_tiles, num_splits, S * Hk), 128 or 256 threads. A CTA serves 64 or 128 rows of one
 // (sequence, KV head) (warps of 16 rows, tensor cores) over its share of the page list, streaming 64-token
-// K/V tiles through a cp.async pipeline; it writes a partial (o, lse) per row, merged across
-// splits by the finalize kernel. The page list's length and the prefix length live on the
+// K/V tiles through a cp.async pipeline; it writes a partial (o, lse) per row at the row's token
+// (partial_state_row), merged across splits by the finalize kernel. The page list's length and the prefix length live on the
 // device: every split derives its range from them, so the launch needs no host synchronisation
 // and one captured launch serves every block.
 #include <climits>
@@ -36,7 +36,7 @@ struct PagedAttentionConfig {
   // inside it (a dependent global load per tile would stall the copies).
   static constexpr int kWindowPages = 256;
   static constexpr int kTileBytes = TileShape<T, D>::kBytes;
-  static constexpr int kSmemBytes = kStages * 2 * kTileBytes + kWindowPages * sizeof(WindowPage);
+  static constexpr int kSmemBytes = kStages * 2 * kTileBytes + kWindowPages * sizeof(WindowPage) + kRows * sizeof(int);
 };
 
 template <typename T, int D, int Stages, int Warps>
@@ -46,6 +46,7 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
   extern __shared__ __align__(128) char smem[];
   char* tiles = smem;
   WindowPage* window = reinterpret_cast<WindowPage*>(smem + Cfg::kStages * 2 * Cfg::kTileBytes);
+  int* state_row_s = reinterpret_cast<int*>(window + Cfg::kWindowPages);  // [kRows]
 
   const int row_tile = blockIdx.x, split = blockIdx.y;
   const int seq = blockIdx.z / p.kv.num_kv_heads, kvh = blockIdx.z % p.kv.num_kv_heads;
@@ -86,6 +87,10 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
     const int mr = p.mask.by_head_only ? r % p.group : r;
     return p.mask.bits + (static_cast<size_t>(head_slot) * p.mask.rows_per_kv_head + mr) * p.mask.words;
   };
+  // Each row's partial-state row, looked up once here (the tokens are in L1 after the query
+  // loads) and kept in shared memory: registers are the main loop's.
+  if (threadIdx.x < Cfg::kRows && row0 + threadIdx.x < rows)
+    state_row_s[threadIdx.x] = partial_state_row(p.active, seq, p.group, row0 + threadIdx.x);
   uint32_t qa[D / 16][4];
   load_query_fragments<T, D>(qa, q_row(r_lo), q_row(r_hi), lane);
   const uint32_t* mask_lo = mask_row(r_lo);
@@ -216,6 +221,7 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
     }
   }
   cp_async_wait<0>();
+  __syncthreads();  // state_row_s is written (the loop above may not have run)
 
   // Write this split's partial state of the lane's two rows.
 #pragma unroll
@@ -230,7 +236,7 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
     if (r >= rows) continue;
     const bool empty = l[h] == 0.0f;
     const float inv = empty ? 0.0f : 1.0f / l[h];
-    const size_t slot = (static_cast<size_t>(head_slot) * p.num_splits + split) * p.max_rows + r;
+    const size_t slot = (static_cast<size_t>(head_slot) * p.num_splits + split) * p.max_rows + state_row_s[r - row0];
     float* out = p.partial_o + slot * D;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j)

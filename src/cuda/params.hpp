@@ -86,7 +86,9 @@ struct PagedAttentionParams {
   int max_rows = 0;         ///< rows per (sequence, KV head) at most: block_size * group
   float scale_log2 = 0.0f;  ///< softmax scale * log2(e)
   int num_splits = 1;
-  float* partial_o = nullptr;    ///< [S, Hk, num_splits, max_rows, D]
+  /// [S, Hk, num_splits, max_rows, D]; packed row r's state sits at its token's row
+  /// token * group + r % group (max_rows = block_size * group), not at r.
+  float* partial_o = nullptr;
   float* partial_lse = nullptr;  ///< [S, Hk, num_splits, max_rows], natural log
   /// Prefill (block-causal over many rows): > 0 when the rows are a chunk of block_size tokens
   /// whose K/V were appended at kv_len (lengths not yet advanced); chunk token t sees the keys
@@ -123,38 +125,31 @@ struct QuestScoreParams {
   int score_stride = 0;
 };
 
-/// Per-row top-k of scores, union flags per (sequence, KV head) and per-row page bitmaps: QUEST's
-/// rows (active tokens x group, the last page kept) and SparseD's switch (the group's heads).
+/// Per-row top-k of scores and the union of the rows' choices per (sequence, KV head), compacted
+/// into a page list by the last row's CTA: QUEST's rows (active tokens x group, the last page
+/// kept) and SparseD's switch (the group's heads); per-row page bitmaps on request.
 struct TopKParams {
   const float* scores = nullptr;  ///< [S, Hk, rows_per_kv_head, score_stride]
   int score_stride = 0;
   int rows_per_kv_head = 0;
   const int32_t* active_count = nullptr;  ///< [S] valid rows = count * group; null: all rows
   int group = 0;
-  const int32_t* kv_len = nullptr;  ///< [S]: pages = ceil(kv_len / page_size)
-  int page_size = 0;
+  PagedKVView kv;          ///< prefix lengths (pages = ceil(kv_len / page_size)) and page table
   bool keep_last = false;  ///< QUEST: the last page is always kept and not a candidate
   int k = 0;               ///< pages chosen among the candidates (select_fraction == 0)
   /// SparseD: k = max(1, ceil(select_fraction * pages)) per sequence, computed in double on the
   /// device exactly as the CPU reference does.
   double select_fraction = 0.0;
-  uint8_t* union_flags = nullptr;  ///< [S, Hk, flag_stride] set to 1 where chosen
-  int flag_stride = 0;             ///< a multiple of 4, >= max pages
+  uint8_t* union_flags = nullptr;  ///< [S, Hk, flag_stride] zero before; left zero after (16-byte aligned)
+  int flag_stride = 0;             ///< a multiple of 16, >= max pages
+  unsigned* union_ticket = nullptr;  ///< [S, Hk] zero before the first launch; the last CTA resets it
+  int32_t* pages = nullptr;          ///< [S, Hk, list_stride] out: the union's logical pages, ascending
+  int32_t* phys = nullptr;           ///< [S, Hk, list_stride] out: their physical pages
+  int32_t* counts = nullptr;         ///< [S, Hk] out
+  int list_stride = 0;
   uint32_t* row_bits = nullptr;    ///< [S, Hk, rows_per_kv_head, words] (nullable)
   int words = 0;
-  const uint8_t* seq_mask = nullptr;  ///< [S] zero: skipped
-};
-
-/// Compaction of union flags into page lists (flags are cleared for the next use).
-struct UnionParams {
-  uint8_t* flags = nullptr;  ///< [S, Hk, flag_stride]
-  int flag_stride = 0;       ///< a multiple of 4, >= max pages
-  PagedKVView kv;            ///< for the page count and the logical -> physical map
-  int32_t* pages = nullptr;  ///< [S, Hk, list_stride] logical pages
-  int32_t* phys = nullptr;   ///< [S, Hk, list_stride]
-  int list_stride = 0;
-  int32_t* counts = nullptr;  ///< [S, Hk]
-  const uint8_t* seq_mask = nullptr;  ///< [S] zero: the sequence's lists are left as they are
+  const uint8_t* seq_mask = nullptr;  ///< [S] zero: skipped, its lists left as they are
 };
 
 /// Split merge, LoSA cache update, block part and final merge: one warp per (token, head).

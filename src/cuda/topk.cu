@@ -1,6 +1,7 @@
 // Per-row top-k page selection (radix select), and the union of the selections per (sequence,
 // KV head) compacted into page lists: QUEST's rows, and SparseD's switch step, where the rows
-// are the query heads of a group.
+// are the query heads of a group. One launch does both: each row's CTA marks its pages in the
+// (sequence, KV head)'s flags, and the CTA that finishes last (a ticket) compacts them.
 //
 // A CTA selects for one row. Its scores are staged in shared memory as order-preserving keys;
 // 8-bit radix passes over key - min (at most four) find the k-th largest key T. Every key > T is taken; of the keys
@@ -22,12 +23,49 @@ namespace losa::cuda {
 namespace {
 
 constexpr int kSelectThreads = 256;
-constexpr int kUnionThreads = 1024;
 
 // Larger float -> larger unsigned key.
 __device__ __forceinline__ uint32_t ordered_key(float f) {
   const uint32_t u = __float_as_uint(f);
   return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+
+/// The union's page list of one (sequence, KV head) from its flags, ascending; the flags are
+/// cleared for the next launch. A thread takes 16 flags per round (one 16-byte load from the L2:
+/// other CTAs wrote them), and looks up all its chosen pages' physical pages before storing any,
+/// so that a round costs two global round trips whatever the number of pages chosen.
+__device__ void compact_union(const TopKParams& p, int head_slot, const SeqPages& sp) {
+  constexpr int kPerThread = 16;
+  using Scan = cub::BlockScan<int, kSelectThreads>;
+  __shared__ typename Scan::TempStorage scan_storage;
+  uint8_t* flags = p.union_flags + static_cast<size_t>(head_slot) * p.flag_stride;
+  int32_t* pages = p.pages + static_cast<size_t>(head_slot) * p.list_stride;
+  int32_t* phys = p.phys + static_cast<size_t>(head_slot) * p.list_stride;
+  int written = 0;
+  for (int base = 0; base < sp.num_pages; base += kPerThread * kSelectThreads) {
+    const int first = base + kPerThread * threadIdx.x;
+    uint4 four_words = make_uint4(0u, 0u, 0u, 0u);  // flag_stride % 16 == 0: never past the row
+    if (first < sp.num_pages) four_words = __ldcg(reinterpret_cast<const uint4*>(flags + first));
+    const uint32_t word[4] = {four_words.x, four_words.y, four_words.z, four_words.w};
+    uint32_t chosen = 0;  // bit j: page first + j
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) chosen |= ((word[j / 4] >> (8 * (j % 4))) & 1u) << j;
+    int pos, total;
+    Scan(scan_storage).ExclusiveSum(__popc(chosen), pos, total);
+    int physical[kPerThread];
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j) physical[j] = (chosen >> j) & 1u ? sp.table[first + j] : 0;
+#pragma unroll
+    for (int j = 0; j < kPerThread; ++j)
+      if ((chosen >> j) & 1u) {
+        phys[written + pos] = physical[j];
+        pages[written + pos++] = first + j;
+      }
+    if (chosen) *reinterpret_cast<uint4*>(flags + first) = make_uint4(0u, 0u, 0u, 0u);
+    written += total;
+    __syncthreads();  // scan_storage is reused
+  }
+  if (threadIdx.x == 0) p.counts[head_slot] = written;
 }
 
 __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_constant__ TopKParams p) {
@@ -38,16 +76,18 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   __shared__ int hist[256];
   __shared__ uint32_t found_prefix;
   __shared__ int found_remaining, found_count;
-  extern __shared__ uint32_t keys[];  // [candidates]
+  extern __shared__ __align__(16) uint32_t keys[];  // [candidates rounded up to 4]
 
   // Grid (rows, Hk, S): head_slot = seq * Hk + kv_head indexes the per-(sequence, KV head) arrays.
   const int row = blockIdx.x, seq = blockIdx.z, tid = threadIdx.x;
   const int head_slot = seq * gridDim.y + blockIdx.y;
   const int valid_rows = p.active_count ? p.active_count[seq] * p.group : p.rows_per_kv_head;
-  if (row >= valid_rows || (p.seq_mask && !p.seq_mask[seq])) return;
+  if (p.seq_mask && !p.seq_mask[seq]) return;
+  if (valid_rows == 0 && row == 0 && tid == 0) p.counts[head_slot] = 0;  // no row: an empty union
+  if (row >= valid_rows) return;
   const size_t row_index = static_cast<size_t>(head_slot) * p.rows_per_kv_head + row;
   const float* scores = p.scores + row_index * p.score_stride;
-  const int n = (p.kv_len[seq] + p.page_size - 1) / p.page_size;
+  const int n = (p.kv.kv_len[seq] + p.kv.page_size - 1) / p.kv.page_size;
   const int candidates = p.keep_last ? max(n - 1, 0) : n;
   const int k = p.select_fraction > 0.0 ? min(n, max(1, static_cast<int>(ceil(p.select_fraction * n - 1e-9)))) : p.k;
   const bool take_all = k >= candidates;
@@ -62,12 +102,20 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
     using Reduce = cub::BlockReduce<uint32_t, kSelectThreads>;
     __shared__ typename Reduce::TempStorage reduce_storage;
     __shared__ uint32_t key_min, key_max;
+    // Four scores per 16-byte load, four loads in flight per thread (score_stride % 4 == 0;
+    // the row's padding past the candidates is read and ignored).
     uint32_t lo = 0xffffffffu, hi = 0u;
-    for (int i = tid; i < candidates; i += kSelectThreads) {
-      const uint32_t key = ordered_key(scores[i]);
-      keys[i] = key;
-      lo = min(lo, key);
-      hi = max(hi, key);
+#pragma unroll 4
+    for (int q = tid; q < (candidates + 3) / 4; q += kSelectThreads) {
+      const float4 four = reinterpret_cast<const float4*>(scores)[q];
+      const uint32_t key[4] = {ordered_key(four.x), ordered_key(four.y), ordered_key(four.z), ordered_key(four.w)};
+#pragma unroll
+      for (int j = 0; j < 4; ++j)
+        if (4 * q + j < candidates) {
+          lo = min(lo, key[j]);
+          hi = max(hi, key[j]);
+        }
+      reinterpret_cast<uint4*>(keys)[q] = make_uint4(key[0], key[1], key[2], key[3]);
     }
     lo = Reduce(reduce_storage).Reduce(lo, [](uint32_t a, uint32_t b) { return min(a, b); });
     __syncthreads();
@@ -136,48 +184,32 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
     const int word_start = base + (tid / 32) * 32;
     if (bits && tid % 32 == 0 && word_start < n) bits[word_start / 32] = word;
   }
-}
 
-// One CTA per (sequence, KV head); each thread takes four flags at a time (one 32-bit load).
-__global__ void __launch_bounds__(kUnionThreads) union_kernel(const __grid_constant__ UnionParams p) {
-  wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
-  allow_successor();
-  using Scan = cub::BlockScan<int, kUnionThreads>;
-  __shared__ typename Scan::TempStorage scan_storage;
-  const int head_slot = blockIdx.x, seq = head_slot / p.kv.num_kv_heads;
-  if (p.seq_mask && !p.seq_mask[seq]) return;
-  const SeqPages sp = seq_pages(p.kv, seq);
-  uint8_t* flags = p.flags + static_cast<size_t>(head_slot) * p.flag_stride;
-  int32_t* pages = p.pages + static_cast<size_t>(head_slot) * p.list_stride;
-  int32_t* phys = p.phys + static_cast<size_t>(head_slot) * p.list_stride;
-  int written = 0;
-  for (int base = 0; base < sp.num_pages; base += 4 * kUnionThreads) {
-    const int i = base + 4 * threadIdx.x;
-    uint32_t four = 0;
-    if (i < sp.num_pages) four = *reinterpret_cast<const uint32_t*>(flags + i);  // stride % 4 == 0
-    const int count = __popc(four & 0x01010101u);
-    int pos, total;
-    Scan(scan_storage).ExclusiveSum(count, pos, total);
-    if (four) {
-#pragma unroll
-      for (int j = 0; j < 4; ++j)
-        if ((four >> (8 * j)) & 1u) {
-          phys[written + pos] = sp.table[i + j];
-          pages[written + pos++] = i + j;
-        }
-      *reinterpret_cast<uint32_t*>(flags + i) = 0u;  // clean for the next step
+  // The last row of the (sequence, KV head) to finish compacts the union (a semaphore as
+  // CUTLASS's: the barrier orders the CTA's flag stores before thread 0's fence and ticket; the
+  // last CTA's thread 0 fences after it before the barrier that lets the others read).
+  __shared__ bool last;
+  __syncthreads();
+  if (tid == 0) {
+    __threadfence();
+    last = atomicAdd(p.union_ticket + head_slot, 1u) == static_cast<unsigned>(valid_rows - 1);
+    if (last) {
+      p.union_ticket[head_slot] = 0u;  // for the next launch
+      __threadfence();
     }
-    written += total;
-    __syncthreads();
   }
-  if (threadIdx.x == 0) p.counts[head_slot] = written;
+  __syncthreads();
+  if (!last) return;
+  compact_union(p, head_slot, seq_pages(p.kv, seq));
 }
 
 }  // namespace
 
 void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pages, cudaStream_t stream) {
   if (max_pages == 0 || p.rows_per_kv_head == 0) return;
-  const size_t smem = static_cast<size_t>(max_pages) * sizeof(uint32_t);
+  if (p.score_stride % 4 != 0 || p.flag_stride % 16 != 0)  // the kernel's vector loads
+    throw ArgumentError("launch_topk", "score_stride/flag_stride", "must be multiples of 4 and 16");
+  const size_t smem = static_cast<size_t>(max_pages + 3) / 4 * 4 * sizeof(uint32_t);
   if (smem > 48 * 1024) {
     static size_t granted = 48 * 1024;  // raise the opt-in only when a larger prefix needs it
     if (smem > granted) {
@@ -188,11 +220,6 @@ void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pa
   }
   launch_kernel(topk_kernel, dim3(p.rows_per_kv_head, num_kv_heads, num_seqs), kSelectThreads, smem, stream, p);
   check_launch("topk_kernel");
-}
-
-void launch_union(const UnionParams& p, int num_seqs, cudaStream_t stream) {
-  launch_kernel(union_kernel, num_seqs * p.kv.num_kv_heads, kUnionThreads, 0, stream, p);
-  check_launch("union_kernel");
 }
 
 }  // namespace losa::cuda

@@ -41,7 +41,10 @@ WorkspaceLayout workspace_layout(const BlockShape& shape, const PagedKVConfig& k
   w.partial_lse = bump.take(S * Hk * splits * rows * 4);
   (void)kv;
   const bool quest = mode.mode == Mode::quest || mode.mode == Mode::losa;
-  if (quest || mode.mode == Mode::sparsed) w.union_flags = bump.take(S * Hk * w.flag_stride);
+  if (quest || mode.mode == Mode::sparsed) {
+    w.union_flags = bump.take(S * Hk * w.flag_stride);
+    w.union_ticket = bump.take(S * Hk * 4);
+  }
   if (quest) {
     w.scores = bump.take(S * Hk * rows * w.score_stride * 4);
     w.lists = bump.take(S * Hk * pages * 4);
@@ -50,7 +53,7 @@ WorkspaceLayout workspace_layout(const BlockShape& shape, const PagedKVConfig& k
     if (mode.attend == Attend::own) w.row_bits = bump.take(S * Hk * rows * w.words * 4);
   }
   if (mode.mode == Mode::sparsed) {
-    w.mass_bytes = S * Hk * G * pages * 4;
+    w.mass_bytes = S * Hk * G * w.score_stride * 4;  // rows padded as the scores' (the top-k's vector loads)
     w.mass = bump.take(w.mass_bytes);
     w.lse_full = bump.take(S * B * Hq * 4);
   }

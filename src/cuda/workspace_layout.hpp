@@ -11,7 +11,7 @@ namespace losa::cuda {
 struct WorkspaceLayout {
   size_t active_tokens = 0, active_count = 0, token_slot = 0, delta = 0, active_ticket = 0, stats = 0;
   size_t partial_o = 0, partial_lse = 0;
-  size_t scores = 0, union_flags = 0, lists = 0, phys = 0, counts = 0, row_bits = 0;
+  size_t scores = 0, union_flags = 0, union_ticket = 0, lists = 0, phys = 0, counts = 0, row_bits = 0;
   size_t mass = 0, mass_bytes = 0, lse_full = 0;
   int words = 0;        ///< 32-bit words of a page bitmap row
   int flag_stride = 0;  ///< bytes of a union flag row (a multiple of 16)

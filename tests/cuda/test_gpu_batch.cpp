@@ -206,6 +206,18 @@ TEST(GpuBatch, LosaTopKWithKvChange) {
 }
 TEST(GpuBatch, SparsedOwn) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::sparsed)); }
 TEST(GpuBatch, SparsedUnion) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::sparsed, Attend::union_)); }
+// Both instances of the split merge (32 partial rows in flight per warp for one-wave grids, 5 for
+// larger ones; these small batches get 32), each forced, equal the reference.
+TEST(GpuBatch, SplitMergeAtEitherDepth) {
+  LOSA_REQUIRE_GPU();
+  for (int rows : {5, 32}) {
+    SCOPED_TRACE("partial rows in flight: " + std::to_string(rows));
+    cuda::force_finalize_rows_in_flight(rows);
+    check_batch_against_singles_and_cpu(mode_of(Mode::dense));
+    check_batch_against_singles_and_cpu(mode_of(Mode::losa));
+  }
+  cuda::force_finalize_rows_in_flight(0);
+}
 
 // Three blocks of a LoSA decode, every step a replay of one of three graphs captured once
 // (step 0, step t > 0, and the commit: a step t > 0 whose block K/V are then appended and the

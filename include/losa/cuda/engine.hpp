@@ -103,9 +103,8 @@ class AttentionEngine {
   StepDecisions last_decisions(int seq, const LayerState& state, Stream stream = nullptr) const;
 
   /// Called on the host between the stages run() enqueues, with the next stage's name
-  /// ("active_set", "page_scores", "topk", "union", "attention", "finalize", "sparsed_select",
-  /// "done"): a benchmark
-  /// records events there for the per-stage breakdown.
+  /// ("active_set", "page_scores", "topk" (with the union's page lists), "attention", "finalize",
+  /// "sparsed_select", "done"): a benchmark records events there for the per-stage breakdown.
   void set_stage_hook(std::function<void(const char* stage)> hook);
 
   const BlockShape& shape() const;

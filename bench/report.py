@@ -46,6 +46,7 @@ def main():
     res = [r for r in b["results"] if r["prefix_len"] == a.len and r["block_size"] == a.block]
     staged = [r for r in res if "stages_us" in r]
     if staged:
+        # "union" only in results before the eighth round (now part of "topk").
         stages = ["active_set", "page_scores", "topk", "union", "attention", "finalize", "sparsed_select"]
         plt.figure(figsize=(7, 4))
         left = [0.0] * len(staged)

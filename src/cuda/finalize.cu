@@ -154,18 +154,19 @@ __device__ __forceinline__ void merge_splits(const FinalizeParams& p, size_t fir
     const float l = lse_of(s0);
     const float w_lane = l == -INFINITY ? 0.0f : expf(l - m);
     sum += warp_sum(w_lane);
-    for (int c0 = 0; c0 < min(32, n - s0); c0 += InFlight)
-      accumulate_splits<D, InFlight>(p, first, s0 + c0, min(InFlight, n - s0 - c0), w_lane, c0, op);
+    const int window = min(32, n - s0);  // splits whose weights the lanes hold
+    for (int c0 = 0; c0 < window; c0 += InFlight)
+      accumulate_splits<D, InFlight>(p, first, s0 + c0, min(InFlight, window - c0), w_lane, c0, op);
   }
 #pragma unroll
   for (int i = 0; i < kPer; ++i) op[i] /= sum;
   lse_p = m + logf(sum);
 }
 
-/// InFlight: partial rows a warp loads at once. kDeep for grids of up to two CTAs per SM (one
-/// sequence), where each warp's latency chain is the kernel's time (~210 registers); kShallow
-/// for larger grids, whose CTAs must be resident together: the most rows that fit 64 registers
-/// (8 CTAs of 4 warps per SM) without spilling (8 spilled 122 bytes a thread).
+/// InFlight: partial rows a warp loads at once. kDeep (~213 registers: 8 warps per SM) for grids
+/// that fit one wave of it (one sequence), where each warp's latency chain is the kernel's time;
+/// kShallow for larger grids, whose CTAs must be resident together: the most rows that fit 64
+/// registers (8 CTAs of 4 warps per SM) with at most 16 bytes of spills (8 rows spilled 122).
 template <typename T, int D, int InFlight>
 __global__ void __launch_bounds__(kMaxWarps * 32, InFlight == kDeep ? 1 : 4)
     finalize_kernel(const __grid_constant__ FinalizeParams p) {
@@ -302,7 +303,7 @@ void launch(const FinalizeParams& p, int num_seqs, cudaStream_t stream) {
   const size_t smem = finalize_smem<T, D>(p.block_part ? p.block_size : 0, warps);  // <= 38 KB for B <= 64
   const int ctas = num_seqs * p.block_size * p.num_kv_heads;
   const int forced = forced_in_flight;
-  const bool deep = forced ? forced == kDeep : ctas <= 2 * multiprocessor_count();
+  const bool deep = forced ? forced == kDeep : ctas * warps <= 8 * multiprocessor_count();
   if (deep) launch_kernel(finalize_kernel<T, D, kDeep>, ctas, warps * 32, smem, stream, p);
   else launch_kernel(finalize_kernel<T, D, kShallow>, ctas, warps * 32, smem, stream, p);
   check_launch("finalize_kernel");

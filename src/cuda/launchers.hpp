@@ -1,7 +1,8 @@
 #pragma once
-// Host launchers of the CUDA kernels: fill nothing, validate nothing (the engine above them
-// does), pick the template instance and grid, launch on `stream`, and throw BackendError if the
-// launch failed. None synchronises, so a sequence of them can be captured in a CUDA graph.
+// Host launchers of the CUDA kernels: fill nothing, validate only what the kernels' own limits
+// need (ArgumentError: block size, strides the vector loads assume; the engine above them checks
+// the rest), pick the template instance and grid, launch on `stream`, and throw BackendError if
+// the launch failed. None synchronises, so a sequence of them can be captured in a CUDA graph.
 // Grids are sized for the plan's capacity (num_seqs, max_pages); kernels read the actual
 // lengths from device memory and idle where a sequence is shorter.
 #include <cuda_runtime.h>
@@ -36,9 +37,9 @@ void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, i
 /// Grid (rows_per_kv_head, num_kv_heads, num_seqs); the union's page lists come out of the same
 /// launch.
 void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pages, cudaStream_t stream);
-/// The split merge keeps 32 partial rows in flight per warp where the grid is at most two CTAs
-/// per SM, else 5 (more CTAs resident); force_finalize_rows_in_flight(5 or 32) overrides it for
-/// tests of both instances, 0 restores the automatic choice.
+/// The split merge keeps 32 partial rows in flight per warp where the grid is one wave of such
+/// CTAs (8 warps per SM), else 5 (more CTAs resident); force_finalize_rows_in_flight(5 or 32)
+/// overrides it for tests of both instances, 0 restores the automatic choice.
 void launch_finalize(DType dtype, int head_dim, const FinalizeParams& p, int num_seqs, cudaStream_t stream);
 void force_finalize_rows_in_flight(int rows);
 /// SparseD's group limit on the GPU (query heads per KV head).

@@ -87,8 +87,8 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
     const int mr = p.mask.by_head_only ? r % p.group : r;
     return p.mask.bits + (static_cast<size_t>(head_slot) * p.mask.rows_per_kv_head + mr) * p.mask.words;
   };
-  // Each row's partial-state row, looked up once here (the tokens are in L1 after the query
-  // loads) and kept in shared memory: registers are the main loop's.
+  // Each row's partial-state row, looked up once here (the query loads below read the same
+  // tokens) and kept in shared memory: registers are the main loop's.
   if (threadIdx.x < Cfg::kRows && row0 + threadIdx.x < rows)
     state_row_s[threadIdx.x] = partial_state_row(p.active, seq, p.group, row0 + threadIdx.x);
   uint32_t qa[D / 16][4];

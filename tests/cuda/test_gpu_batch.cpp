@@ -132,7 +132,7 @@ ModeConfig mode_of(Mode m, Attend attend = Attend::own) {
   return c;
 }
 
-void check_batch_against_singles_and_cpu(const ModeConfig& mode) {
+void check_batch_against_singles_and_cpu(const ModeConfig& mode, int splits = 3) {
   const BatchSetup b;
   const PagedKVCache cache = b.make_cache(17);
   cuda::DeviceKVCache dev(b.cfg, 1);
@@ -140,7 +140,7 @@ void check_batch_against_singles_and_cpu(const ModeConfig& mode) {
   int max_pages = 1;
   for (int s = 0; s < b.S(); ++s) max_pages = std::max(max_pages, dev.reserved_pages(s));
   cuda::EngineOptions options;
-  options.force_num_splits = 3;  // the same splits batched and alone: bit-identical outputs
+  options.force_num_splits = splits;  // the same splits batched and alone: bit-identical outputs
   EngineRig batched(b.shape, b.cfg, mode, b.S(), max_pages, options);
   std::vector<std::unique_ptr<EngineRig>> singles;
   for (int s = 0; s < b.S(); ++s)
@@ -207,15 +207,18 @@ TEST(GpuBatch, LosaTopKWithKvChange) {
 TEST(GpuBatch, SparsedOwn) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::sparsed)); }
 TEST(GpuBatch, SparsedUnion) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::sparsed, Attend::union_)); }
 // Both instances of the split merge (32 partial rows in flight per warp for one-wave grids, 5 for
-// larger ones; these small batches get 32), each forced, equal the reference.
+// larger ones; these small batches get 32), each forced, equal the reference: with 3 splits
+// (one chunk), and with 40 (past the 32 weights a warp holds at once, 5-row chunks that end
+// at the 32nd, most splits empty).
 TEST(GpuBatch, SplitMergeAtEitherDepth) {
   LOSA_REQUIRE_GPU();
-  for (int rows : {5, 32}) {
-    SCOPED_TRACE("partial rows in flight: " + std::to_string(rows));
-    cuda::force_finalize_rows_in_flight(rows);
-    check_batch_against_singles_and_cpu(mode_of(Mode::dense));
-    check_batch_against_singles_and_cpu(mode_of(Mode::losa));
-  }
+  for (int rows : {5, 32})
+    for (int splits : {3, 40}) {
+      SCOPED_TRACE("partial rows in flight: " + std::to_string(rows) + ", splits: " + std::to_string(splits));
+      cuda::force_finalize_rows_in_flight(rows);
+      check_batch_against_singles_and_cpu(mode_of(Mode::dense), splits);
+      check_batch_against_singles_and_cpu(mode_of(Mode::losa), splits);
+    }
   cuda::force_finalize_rows_in_flight(0);
 }
 

@@ -5,6 +5,7 @@
 #include "backend_choice.hpp"
 #include "cli_errors.hpp"
 #include "losa/eval/evaluate.hpp"
+#include "losa/runtime/decoder.hpp"
 #include "losa/runtime/weights.hpp"
 
 namespace losa::tools {
@@ -32,6 +33,7 @@ int run_model_demo(const ModelDemoOptions& o) {
   options.batch = 8;
   options.decode.block_size = o.block_size;
   options.decode.steps = o.block_size;
+  runtime::resolve_options(options.decode, weights.config);  // a bad flag stops before the banner
   std::printf("losa demo: %s on %s, one %lld-token prompt per task, block %d, budget %d\n", o.model_dir.c_str(),
               device.c_str(), static_cast<long long>(len), o.block_size, o.budget_tokens);
   const std::vector<eval::EvalRecord> records =

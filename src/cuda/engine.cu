@@ -33,7 +33,7 @@ struct AttentionEngine::Impl {
   PagedKVConfig kv;
   ModeConfig mode;
   EngineOptions options;
-  int group = 0, max_rows = 0, row_tiles = 0, num_sms = 0, optin_smem = 0, tile_pages = 0;
+  int group = 0, max_rows = 0, row_tiles = 0, optin_smem = 0, tile_pages = 0;
   float scale = 0.0f;
   EnginePlan plan;
   bool planned = false;
@@ -89,7 +89,6 @@ AttentionEngine::AttentionEngine(const BlockShape& shape, const PagedKVConfig& k
   s.row_tiles = ceil_div(s.max_rows, kRowsPerCta);
   s.tile_pages = 64 / kv_config.page_size;
   s.scale = mode.softmax_scale > 0.0f ? mode.softmax_scale : shape.default_scale();
-  s.num_sms = multiprocessor_count();
   s.optin_smem = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
 }
 
@@ -124,10 +123,12 @@ const EnginePlan& AttentionEngine::plan(int num_seqs, int max_pages_per_seq) {
   plan.num_seqs = num_seqs;
   plan.max_pages = max_pages_per_seq;
   const int Hk = s.shape.num_kv_heads, B = s.shape.block_size, G = s.group;
+  // At plan time, not construction: a test may force the kernel's stages in between.
+  const int resident = attention_resident_ctas(s.kv.dtype, s.shape.head_dim, s.max_rows);
   auto splits_for = [&](int pages_estimate, int rows_estimate) {
     if (s.options.force_num_splits > 0) return s.options.force_num_splits;
     const int ctas = num_seqs * Hk * ceil_div(std::max(rows_estimate, 1), attention_rows_per_cta(s.max_rows));
-    return std::min(kMaxSplits, choose_num_splits(ctas, ceil_div(std::max(pages_estimate, 1), s.tile_pages), s.num_sms));
+    return std::min(kMaxSplits, choose_num_splits(ctas, ceil_div(std::max(pages_estimate, 1), s.tile_pages), resident));
   };
   // A row keeps budget/P pages plus the last: a union of `rows` rows has at most that many each.
   const int k1 = s.budget_pages() + 1;

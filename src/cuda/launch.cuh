@@ -3,8 +3,8 @@
 // while its predecessor on the stream drains, and waits in wait_for_predecessor() until the
 // predecessor's writes are visible; it may read before that only what no earlier kernel writes
 // (the decode GEMM's weights). Kernels launched this way call wait_for_predecessor() before they
-// touch anything else. The attention kernels use it only with LOSA_PDL=1 (no clear gain on the
-// H100, bench/NOTES.md); the decode GEMM always does on sm_90+ (programmatic_launch_supported).
+// touch anything else. The step kernels use it as programmatic_launch_enabled() says (the page
+// scores by default, the others with LOSA_PDL=1); the decode GEMM always does on sm_90+.
 // Kernels that call allow_successor() let a PDL-launched successor start early; for a successor
 // launched without PDL it changes nothing.
 #include <cuda_runtime.h>
@@ -39,17 +39,23 @@ inline bool programmatic_launch_supported() {
   return major >= 9;  // an attribute query: cheap, and right on every device of the process
 }
 
-/// True when LOSA_PDL is "1" and the current device supports PDL (sm_90+).
-inline bool programmatic_launch_enabled() {
-  static const bool enabled = [] {
+/// Whether a kernel is launched with PDL, where the device supports it: LOSA_PDL=1 for every
+/// kernel of a step, LOSA_PDL=0 for none; unset, only for those whose launcher says
+/// `on_by_default` (the page scores: their bounds stream in while the active set is chosen,
+/// faster in every measured case; the other step kernels gained in batches and lost on one
+/// sequence, bench/NOTES.md, ninth round).
+inline bool programmatic_launch_enabled(bool on_by_default = false) {
+  static const int setting = [] {  // 1 all, 0 none, -1 the defaults
     const char* env = std::getenv("LOSA_PDL");
-    return env && std::strcmp(env, "1") == 0 && programmatic_launch_supported();
+    if (!env || !*env) return -1;
+    return std::strcmp(env, "1") == 0 ? 1 : 0;
   }();
-  return enabled;
+  static const bool supported = programmatic_launch_supported();
+  return supported && (setting == 1 || (setting == -1 && on_by_default));
 }
 
 /// `programmatic`: launch with PDL (the kernel must call wait_for_predecessor() before it reads
-/// anything the previous kernel writes); by default as LOSA_PDL says.
+/// anything the previous kernel writes); by default as LOSA_PDL says for a kernel off by default.
 template <typename Params>
 void launch_kernel(void (*kernel)(Params), dim3 grid, dim3 block, size_t smem, cudaStream_t stream,
                    const Params& params, bool programmatic = programmatic_launch_enabled()) {

@@ -14,9 +14,9 @@
 
 namespace losa::cuda {
 
-/// Splits of each (sequence, KV head)'s page list so that the CTAs fill the GPU about twice
-/// (two CTAs fit per SM), never more splits than tiles.
-int choose_num_splits(int ctas_per_split, int max_tiles_per_kv_head, int num_sms);
+/// Splits of each (sequence, KV head)'s page list: as many as one wave of the attention kernel
+/// holds (resident_ctas: attention_resident_ctas), at least one, never more than tiles.
+int choose_num_splits(int ctas_per_split, int max_tiles_per_kv_head, int resident_ctas);
 
 /// Pipeline stages of the attention kernel on the current device: 3 where the opt-in shared
 /// memory allows, else 2 (sm_86/89 at head dim 128). force_attention_stages(2 or 3) overrides
@@ -27,6 +27,9 @@ void force_attention_stages(int stages);
 /// Rows a CTA of the attention kernel serves for up to max_rows rows per (sequence, KV head):
 /// 128 (8 warps) past 64 rows, so that one page load serves them all; else 64.
 int attention_rows_per_cta(int max_rows);
+/// CTAs of the attention kernel instance that serves max_rows rows resident on the whole device
+/// at once (the occupancy calculator, times the SMs).
+int attention_resident_ctas(DType dtype, int head_dim, int max_rows);
 /// Grid (ceil(max_rows / attention_rows_per_cta), num_splits, num_seqs * Hk).
 void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParams& p, int num_seqs,
                             cudaStream_t stream);

@@ -4,12 +4,15 @@
 #include "dispatch.cuh"
 #include "launch.cuh"
 #include "launchers.hpp"
+#include "losa/cuda/device.hpp"
 #include "paged_attention.cuh"
 
 namespace losa::cuda {
 
-int choose_num_splits(int ctas_per_split, int max_tiles_per_kv_head, int num_sms) {
-  const int want = ceil_div(2 * num_sms, std::max(1, ctas_per_split));
+int choose_num_splits(int ctas_per_split, int max_tiles_per_kv_head, int resident_ctas) {
+  // Rounded down: a split more would start a second wave, most of it idle, for uniform work
+  // (8 sequences x 8 KV heads on 264 slots: 5 splits gave 320 CTAs, 4 give 256).
+  const int want = std::max(1, resident_ctas / std::max(1, ctas_per_split));
   return std::max(1, std::min(want, std::max(1, max_tiles_per_kv_head)));
 }
 
@@ -22,13 +25,30 @@ int attention_stages();
 
 namespace {
 
+/// Above 48 KB a kernel needs an explicit opt-in; once per instance, outside any capture (the
+/// plan's occupancy query comes first).
 template <typename T, int D, int Stages, int Warps>
-void launch_config(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
+void opt_in_smem() {
   using Cfg = PagedAttentionConfig<T, D, Stages, Warps>;
-  // Above 48 KB a kernel needs an explicit opt-in; once per instance, outside any capture.
   static const cudaError_t attr = cudaFuncSetAttribute(
       paged_attention_kernel<T, D, Stages, Warps>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   LOSA_CUDA_CHECK(attr);
+}
+
+template <typename T, int D, int Stages, int Warps>
+int resident_per_sm() {
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps>;
+  opt_in_smem<T, D, Stages, Warps>();
+  int blocks = 0;
+  LOSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, paged_attention_kernel<T, D, Stages, Warps>,
+                                                                Cfg::kThreads, Cfg::kSmemBytes));
+  return std::max(1, blocks);
+}
+
+template <typename T, int D, int Stages, int Warps>
+void launch_config(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps>;
+  opt_in_smem<T, D, Stages, Warps>();
   const dim3 grid(ceil_div(p.max_rows, Cfg::kRows), p.num_splits, num_seqs * p.kv.num_kv_heads);
   launch_kernel(paged_attention_kernel<T, D, Stages, Warps>, grid, Cfg::kThreads, Cfg::kSmemBytes, stream, p);
   check_launch("paged_attention_kernel");
@@ -38,6 +58,13 @@ template <typename T, int D, int Stages>
 void launch_stages(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
   if (attention_rows_per_cta(p.max_rows) == 128) launch_config<T, D, Stages, 8>(p, num_seqs, stream);
   else launch_config<T, D, Stages, 4>(p, num_seqs, stream);
+}
+
+template <typename T, int D>
+void resident_ctas_per_sm(int max_rows, int& out) {
+  const bool wide = attention_rows_per_cta(max_rows) == 128;
+  if (attention_stages<T, D>() == 3) out = wide ? resident_per_sm<T, D, 3, 8>() : resident_per_sm<T, D, 3, 4>();
+  else out = wide ? resident_per_sm<T, D, 2, 8>() : resident_per_sm<T, D, 2, 4>();
 }
 
 template <typename T, int D>
@@ -68,6 +95,12 @@ int attention_stages(DType dtype, int head_dim) {
 }
 
 int attention_rows_per_cta(int max_rows) { return max_rows > 64 ? 128 : 64; }
+
+int attention_resident_ctas(DType dtype, int head_dim, int max_rows) {
+  int per_sm = 1;
+  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, resident_ctas_per_sm, max_rows, per_sm);
+  return per_sm * multiprocessor_count();
+}
 
 void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParams& p, int num_seqs,
                             cudaStream_t stream) {

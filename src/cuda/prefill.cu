@@ -6,7 +6,6 @@
 #include "common.cuh"
 #include "dispatch.cuh"
 #include "launchers.hpp"
-#include "losa/cuda/device.hpp"
 #include "losa/cuda/prefill.hpp"
 
 namespace losa::cuda {
@@ -23,12 +22,12 @@ PrefillAttention::PrefillAttention(const PagedKVConfig& kv_config, int num_q_hea
                  "must be in [1, max_pages=", kv_config.max_pages, "], got ", max_pages_per_seq);
   LOSA_CHECK_ARG(softmax_scale >= 0.0f, "softmax_scale", "must be >= 0 (0: 1/sqrt(head_dim))");
   scale_ = softmax_scale > 0.0f ? softmax_scale : 1.0f / std::sqrt(static_cast<float>(kv_config.head_dim));
-  num_sms_ = multiprocessor_count();
   const int group = num_q_heads / kv_config.num_kv_heads;
   const int rows = max_chunk_tokens * group;
   // A chunk of many rows fills the GPU by its row tiles; short chunks split the page list.
   num_splits_ = std::min(16, choose_num_splits(kv_config.num_kv_heads * ceil_div(rows, attention_rows_per_cta(rows)),
-                                               ceil_div(max_pages_per_seq, 64 / kv_config.page_size), num_sms_));
+                                               ceil_div(max_pages_per_seq, 64 / kv_config.page_size),
+                                               attention_resident_ctas(kv_config.dtype, kv_config.head_dim, rows)));
   const size_t partial_rows = static_cast<size_t>(kv_config.num_kv_heads) * num_splits_ * rows;
   workspace_ = DeviceBuffer(partial_rows * (kv_config.head_dim + 1) * sizeof(float));
 }

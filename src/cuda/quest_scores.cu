@@ -25,8 +25,6 @@ __device__ __forceinline__ uint32_t negative_part(uint32_t x) { return x & sign_
 // 8 KV heads then run in one wave (137 registers gave 3 per SM, 1.3 waves).
 template <typename T, int D>
 __global__ void __launch_bounds__(128, D == 128 ? 4 : 6) quest_scores_kernel(const __grid_constant__ QuestScoreParams p) {
-  wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
-  allow_successor();
   using S = TileShape<T, D>;
   __shared__ __align__(128) char tiles[2 * S::kBytes];  // key_max then key_min of 64 pages
   // 8-bit bounds land as raw [min | max] rows in the key_min tile's place (the same bytes).
@@ -35,38 +33,54 @@ __global__ void __launch_bounds__(128, D == 128 ? 4 : 6) quest_scores_kernel(con
   __shared__ float tile_scale[kTileRows];  // 8-bit bounds: each page's scale, read once
   const int page0 = blockIdx.x * kTileRows, head_slot = blockIdx.y, row0 = blockIdx.z * kRowsPerCta;
   const int Hk = p.kv.num_kv_heads, seq = head_slot / Hk, kvh = head_slot % Hk;
-  const int rows = p.active.count[seq] * p.group;
-  const SeqPages sp = seq_pages(p.kv, seq);
-  const int n = sp.num_pages;
-  if (row0 >= rows || page0 >= n) return;  // uniform over the CTA
   const bool eight_bit = p.kv.bounds8 != nullptr;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
-  for (int i = threadIdx.x; i < kTileRows; i += 128) {
-    const int phys = page0 + i < n ? sp.table[page0 + i] : -1;
-    tile_phys[i] = phys;
-    tile_scale[i] = eight_bit && phys >= 0 ? p.kv.bound_scale[static_cast<size_t>(phys) * Hk + kvh] : 1.0f;
-  }
-  __syncthreads();
-
-  if (eight_bit) {
-    constexpr int kChunks = 2 * D / 16;
-    const uint32_t base = smem_addr(tiles + S::kBytes);
-    for (int c = threadIdx.x; c < kTileRows * kChunks; c += 128) {
-      const int row = c / kChunks, chunk = c % kChunks, phys = tile_phys[row];
-      const int8_t* src = phys >= 0 ? p.kv.bounds8 + (static_cast<size_t>(phys) * Hk + kvh) * 2 * D + chunk * 16 : p.kv.bounds8;
-      cp_async_16(base + c * 16, src, phys >= 0 ? 16 : 0);
+  // The page table, the prefix length and the bounds are written by appends that the previous
+  // kernel waited for (every kernel of a step waits before it lets its successor start), never
+  // by the kernel this one overlaps under PDL. So the first row tile loads them before the
+  // wait: with PDL the bounds stream in while the active set is chosen. The rows come after it.
+  const SeqPages sp = seq_pages(p.kv, seq);
+  const int n = sp.num_pages;
+  if (page0 >= n) return;  // uniform over the CTA
+  auto issue_bounds_loads = [&] {
+    for (int i = threadIdx.x; i < kTileRows; i += 128) {
+      const int phys = page0 + i < n ? sp.table[page0 + i] : -1;
+      tile_phys[i] = phys;
+      tile_scale[i] = eight_bit && phys >= 0 ? p.kv.bound_scale[static_cast<size_t>(phys) * Hk + kvh] : 1.0f;
     }
-  } else {
-    auto bounds_row = [&](const void* bounds) {
-      return [=](int row) -> const void* {
-        const int phys = tile_phys[row];
-        return phys < 0 ? nullptr : static_cast<const T*>(bounds) + (static_cast<size_t>(phys) * Hk + kvh) * D;
+    __syncthreads();
+    if (eight_bit) {
+      constexpr int kChunks = 2 * D / 16;
+      const uint32_t base = smem_addr(tiles + S::kBytes);
+      for (int c = threadIdx.x; c < kTileRows * kChunks; c += 128) {
+        const int row = c / kChunks, chunk = c % kChunks, phys = tile_phys[row];
+        const int8_t* src =
+            phys >= 0 ? p.kv.bounds8 + (static_cast<size_t>(phys) * Hk + kvh) * 2 * D + chunk * 16 : p.kv.bounds8;
+        cp_async_16(base + c * 16, src, phys >= 0 ? 16 : 0);
+      }
+    } else {
+      auto bounds_row = [&](const void* bounds) {
+        return [=](int row) -> const void* {
+          const int phys = tile_phys[row];
+          return phys < 0 ? nullptr : static_cast<const T*>(bounds) + (static_cast<size_t>(phys) * Hk + kvh) * D;
+        };
       };
-    };
-    load_tile_async<T, D, 128>(tiles, p.kv.key_max, bounds_row(p.kv.key_max));
-    load_tile_async<T, D, 128>(tiles + S::kBytes, p.kv.key_min, bounds_row(p.kv.key_min));
+      load_tile_async<T, D, 128>(tiles, p.kv.key_max, bounds_row(p.kv.key_max));
+      load_tile_async<T, D, 128>(tiles + S::kBytes, p.kv.key_min, bounds_row(p.kv.key_min));
+    }
+    cp_async_commit();
+  };
+  // Later row tiles have rows only when many tokens are active: they load after the wait, so
+  // that a tile without rows costs no bytes.
+  const bool early = blockIdx.z == 0;
+  if (early) issue_bounds_loads();
+  wait_for_predecessor();  // PDL: the active set is visible from here on
+  const int rows = p.active.count[seq] * p.group;
+  if (row0 >= rows) {
+    cp_async_wait<0>();
+    return;  // uniform over the CTA
   }
-  cp_async_commit();
+  if (!early) issue_bounds_loads();
 
   const int r_lo = row0 + warp * 16 + g, r_hi = r_lo + 8;
   auto q_row = [&](int r) -> const T* {
@@ -84,6 +98,9 @@ __global__ void __launch_bounds__(128, D == 128 ? 4 : 6) quest_scores_kernel(con
     }
   cp_async_wait<0>();
   __syncthreads();
+  // The top-k may become resident from here on: its CTAs would otherwise take the slots that
+  // this kernel's later CTAs (a grid of several waves) need for their bounds.
+  allow_successor();
   if (eight_bit) {
     // Widen the int8 rows into the two swizzled 16-bit tiles (exact: |q| <= 127). The raw rows
     // share the key_min tile's bytes, so every thread reads its chunks before any writes.
@@ -142,7 +159,8 @@ __global__ void __launch_bounds__(128, D == 128 ? 4 : 6) quest_scores_kernel(con
 template <typename T, int D>
 void launch(const QuestScoreParams& p, int row_tiles, int num_seqs, int max_pages, cudaStream_t stream) {
   const dim3 grid(ceil_div(max_pages, kTileRows), num_seqs * p.kv.num_kv_heads, row_tiles);
-  launch_kernel(quest_scores_kernel<T, D>, grid, 128, 0, stream, p);
+  launch_kernel(quest_scores_kernel<T, D>, grid, 128, 0, stream, p,
+                programmatic_launch_enabled(/*on_by_default=*/true));
   check_launch("quest_scores_kernel");
 }
 

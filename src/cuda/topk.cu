@@ -70,7 +70,6 @@ __device__ void compact_union(const TopKParams& p, int head_slot, const SeqPages
 
 __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_constant__ TopKParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
-  allow_successor();
   using Scan = cub::BlockScan<int, kSelectThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
   __shared__ int hist[256];
@@ -78,9 +77,12 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   __shared__ int found_remaining, found_count;
   extern __shared__ __align__(16) uint32_t keys[];  // [candidates rounded up to 4]
 
-  // Grid (rows, Hk, S): head_slot = seq * Hk + kv_head indexes the per-(sequence, KV head) arrays.
-  const int row = blockIdx.x, seq = blockIdx.z, tid = threadIdx.x;
-  const int head_slot = seq * gridDim.y + blockIdx.y;
+  // Grid (Hk, S, rows): head_slot = seq * Hk + kv_head indexes the per-(sequence, KV head) arrays.
+  // The row is the slowest dimension: the valid rows (the low ones) are then consecutive CTAs,
+  // which the block scheduler spreads over all SMs. With the row fastest, LoSA's 16 valid rows of
+  // every 64 landed on the same few SMs (ncu: 2.4 working CTAs per busy SM, most SMs idle).
+  const int row = blockIdx.z, seq = blockIdx.y, tid = threadIdx.x;
+  const int head_slot = seq * gridDim.x + blockIdx.x;
   const int valid_rows = p.active_count ? p.active_count[seq] * p.group : p.rows_per_kv_head;
   if (p.seq_mask && !p.seq_mask[seq]) return;
   if (valid_rows == 0 && row == 0 && tid == 0) p.counts[head_slot] = 0;  // no row: an empty union
@@ -185,6 +187,10 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
     if (bits && tid % 32 == 0 && word_start < n) bits[word_start / 32] = word;
   }
 
+  // The attention may become resident from here on (under PDL): earlier, its CTAs' shared
+  // memory and registers would keep this grid's waiting rows off the SMs.
+  allow_successor();
+
   // The last row of the (sequence, KV head) to finish compacts the union (a semaphore as
   // CUTLASS's: the barrier orders the CTA's flag stores before thread 0's fence and ticket; the
   // last CTA's thread 0 fences after it before the barrier that lets the others read).
@@ -209,6 +215,8 @@ void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pa
   if (max_pages == 0 || p.rows_per_kv_head == 0) return;
   if (p.score_stride % 4 != 0 || p.flag_stride % 16 != 0)  // the kernel's vector loads
     throw ArgumentError("launch_topk", "score_stride/flag_stride", "must be multiples of 4 and 16");
+  if (p.rows_per_kv_head > 65535)  // the grid's z dimension
+    throw ArgumentError("launch_topk", "rows_per_kv_head", "must be at most 65535");
   const size_t smem = static_cast<size_t>(max_pages + 3) / 4 * 4 * sizeof(uint32_t);
   if (smem > 48 * 1024) {
     static size_t granted = 48 * 1024;  // raise the opt-in only when a larger prefix needs it
@@ -218,7 +226,7 @@ void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pa
       granted = smem;
     }
   }
-  launch_kernel(topk_kernel, dim3(p.rows_per_kv_head, num_kv_heads, num_seqs), kSelectThreads, smem, stream, p);
+  launch_kernel(topk_kernel, dim3(num_kv_heads, num_seqs, p.rows_per_kv_head), kSelectThreads, smem, stream, p);
   check_launch("topk_kernel");
 }
 

@@ -29,7 +29,7 @@ class PrefillAttention {
 
  private:
   PagedKVConfig kv_;
-  int num_q_heads_, max_chunk_, max_pages_, num_splits_ = 1, num_sms_ = 0;
+  int num_q_heads_, max_chunk_, max_pages_, num_splits_ = 1;
   float scale_;
   DeviceBuffer workspace_;  // partial o [Hk, splits, chunk * group, D] and lse, per sequence run
 };

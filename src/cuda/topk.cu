@@ -3,11 +3,13 @@
 // are the query heads of a group. One launch does both: each row's CTA marks its pages in the
 // (sequence, KV head)'s flags, and the CTA that finishes last (a ticket) compacts them.
 //
-// A CTA selects for one row. Its scores are staged in shared memory as order-preserving keys;
-// 8-bit radix passes over key - min (at most four) find the k-th largest key T. Every key > T is taken; of the keys
-// equal to T the lowest indices fill the rest (the CPU reference's tie rule). Exact ties are
-// rare, so when all of them are taken the selection is a plain compare; otherwise an ordered
-// scan ranks them. Each warp's 32 consecutive pages form one bitmap word (a ballot), so the
+// A CTA selects for one row. Its scores are staged in shared memory as order-preserving keys.
+// One 11-bit histogram pass over key - min finds the bin that holds the k-th largest key; when
+// that bin holds at most a key per thread (the usual case: a few thousand keys over 2048 bins),
+// its keys are ranked exactly by (key descending, page ascending) and the k-th of that order
+// bounds the selection. Otherwise 8-bit radix passes go on below the bin to the k-th largest key
+// T: every key > T is taken; of the keys equal to T the lowest pages fill the rest (the CPU
+// reference's tie rule), by a plain compare when all of them are taken, else an ordered scan. Each warp's 32 consecutive pages form one bitmap word (a ballot), so the
 // row's bitmap is written whole with no atomics.
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
@@ -23,6 +25,8 @@ namespace losa::cuda {
 namespace {
 
 constexpr int kSelectThreads = 256;
+constexpr int kWideBits = 11, kWideBins = 1 << kWideBits;  // the first pass's digit
+constexpr int kBinsPerThread = kWideBins / kSelectThreads;
 
 // Larger float -> larger unsigned key.
 __device__ __forceinline__ uint32_t ordered_key(float f) {
@@ -72,9 +76,13 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   using Scan = cub::BlockScan<int, kSelectThreads>;
   __shared__ typename Scan::TempStorage scan_storage;
-  __shared__ int hist[256];
-  __shared__ uint32_t found_prefix;
-  __shared__ int found_remaining, found_count;
+  // The first pass's histogram; the boundary bin's keys and pages, and the later 256-bin
+  // passes, reuse its space.
+  __shared__ __align__(16) int hist[kWideBins];
+  uint32_t* bin_keys = reinterpret_cast<uint32_t*>(hist);
+  int* bin_pages = hist + kSelectThreads;
+  __shared__ uint32_t found_prefix, bound_key;
+  __shared__ int found_remaining, found_count, bin_size, bound_page;
   extern __shared__ __align__(16) uint32_t keys[];  // [candidates rounded up to 4]
 
   // Grid (Hk, S, rows): head_slot = seq * Hk + kv_head indexes the per-(sequence, KV head) arrays.
@@ -97,6 +105,7 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   uint32_t threshold = 0;
   int ties_to_take = 0;
   bool ordered_ties = false;
+  bool ranked = false;  // the boundary bin was ranked: take (key, page) >= (bound_key, bound_page)
   if (!take_all) {
     // Radix select on key - min_key, from the highest bit of the range down, 8 bits a pass:
     // a row's scores share their top bits, so digits of the raw key would pile into one or two
@@ -130,9 +139,68 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
     const uint32_t base = key_min, range = key_max - key_min;
     uint32_t prefix = 0, prefix_mask = 0;
     int remaining = k, equal_count = candidates;
-    for (int top = range ? 31 - __clz(range) : -1; top >= 0;) {
+    int top = range ? 31 - __clz(range) : -1;
+    if (top >= 0) {
+      const int low = max(top - (kWideBits - 1), 0);
+      for (int b = tid; b < kWideBins; b += kSelectThreads) hist[b] = 0;
+      if (tid == 0) bin_size = 0;
+      __syncthreads();
+      for (int i = tid; i < candidates; i += kSelectThreads) atomicAdd(&hist[(keys[i] - base) >> low], 1);
+      __syncthreads();
+      // Thread t holds bins 2047 - 8t down to 2040 - 8t: its exclusive sum counts the keys above.
+      int held[kBinsPerThread], local = 0;
+#pragma unroll
+      for (int j = 0; j < kBinsPerThread; ++j) local += held[j] = hist[kWideBins - 1 - kBinsPerThread * tid - j];
+      int above;
+      Scan(scan_storage).ExclusiveSum(local, above);
+      if (above < remaining && above + local >= remaining) {
+#pragma unroll
+        for (int j = 0; j < kBinsPerThread; ++j) {
+          if (above < remaining && above + held[j] >= remaining) {
+            found_prefix = static_cast<uint32_t>(kWideBins - 1 - kBinsPerThread * tid - j) << low;
+            found_remaining = remaining - above;
+            found_count = held[j];
+          }
+          above += held[j];
+        }
+      }
+      __syncthreads();
+      prefix = found_prefix;
+      prefix_mask = static_cast<uint32_t>((1ull << (top - low + 1)) - 1) << low;
+      remaining = found_remaining;
+      equal_count = found_count;
+      top = low - 1;
+      if (equal_count <= kSelectThreads) {
+        ranked = true;
+        for (int i = tid; i < candidates; i += kSelectThreads) {
+          const uint32_t key = keys[i];
+          if (((key - base) & prefix_mask) == prefix) {
+            const int at = atomicAdd(&bin_size, 1);
+            bin_keys[at] = key;
+            bin_pages[at] = i;
+          }
+        }
+        __syncthreads();
+        if (tid < bin_size) {
+          const uint32_t key = bin_keys[tid];
+          const int page = bin_pages[tid];
+          int rank = 0;
+          for (int j = 0; j < bin_size; ++j) {
+            const uint32_t other = bin_keys[j];
+            rank += other > key || (other == key && bin_pages[j] < page);
+          }
+          if (rank == remaining - 1) {
+            bound_key = key;
+            bound_page = page;
+          }
+        }
+        __syncthreads();
+        top = -1;
+      }
+    }
+    for (; top >= 0;) {
       const int low = max(top - 7, 0), width_mask = (1 << (top - low + 1)) - 1;
-      hist[tid] = 0;  // kSelectThreads == 256 bins
+      hist[tid] = 0;  // kSelectThreads == 256 bins of the wide histogram's space
       __syncthreads();
       for (int i = tid; i < candidates; i += kSelectThreads) {
         const uint32_t offset = keys[i] - base;
@@ -170,6 +238,8 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
     bool chosen;
     if (take_all) {
       chosen = candidate;
+    } else if (ranked) {
+      chosen = candidate && (key > bound_key || (key == bound_key && i <= bound_page));
     } else if (!ordered_ties) {
       chosen = candidate && key >= threshold;
     } else {  // some ties at T are left out: rank them in page order

@@ -1,8 +1,10 @@
 // Single kernels against the CPU reference: append with key bounds (fp and 8-bit), the fused
-// QUEST selection with exact ties, SparseD's attention mass.
+// QUEST selection with exact ties, the top-k on crafted score rows, SparseD's attention mass.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstring>
+#include <random>
 #include <sstream>
 
 #include "../../src/cuda/batch_view.hpp"
@@ -138,6 +140,103 @@ TEST(GpuSelect, ExactTiesGoToTheLowerPage) {
     const PageSelection cpu = quest_select(cache, 0, shape, q.data(), {0, 1, 2, 3}, mode.budget_tokens, Attend::own);
     EXPECT_EQ(gpu.selection.row_pages, cpu.row_pages) << "budget " << budget_pages;
     EXPECT_EQ(gpu.selection.kv_head_pages, cpu.kv_head_pages) << "budget " << budget_pages;
+  }
+}
+
+// The top-k kernel on crafted score rows against a sort by (score descending, page ascending):
+// spread scores (the first pass's bin holds a few keys and is ranked), a cluster of distinct
+// scores beside one outlier (the bin overflows: radix passes below it), ties at the boundary
+// within and past a bin's ranking capacity, and all scores equal. Each row's bitmap, the
+// union's page lists and counts are checked; the flags must be left zero for the next launch.
+TEST(GpuSelect, TopKMatchesSortOnEveryScoreShape) {
+  LOSA_REQUIRE_GPU();
+  const int P = 16, D = 64, Hk = 2, n = 3000, rows = 6, stride = (n + 3) / 4 * 4, flag_stride = (n + 15) / 16 * 16;
+  const int words = (n + 31) / 32;
+  test::RandomCache rc = test::make_random_cache(n * P, Hk, D, P, DType::bf16, 17);
+  cuda::DevicePagedKV dev(rc.cache.config());
+  dev.upload(rc.cache, 0);
+  const auto table = dev.page_table_host();
+  std::mt19937 rng(23);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  auto make_row = [&](int shape) {
+    std::vector<float> r(n);
+    for (int i = 0; i < n; ++i) {
+      switch (shape) {
+        case 0: r[i] = 10.0f + 3.0f * normal(rng); break;                                 // spread
+        case 1: r[i] = i == 7 ? 1e6f : 1.0f + 1e-4f * std::abs(normal(rng)); break;       // cluster + outlier
+        case 2: r[i] = static_cast<float>(i % 13); break;                                  // 13 values: ~230 ties each
+        case 3: r[i] = i % 2 ? 5.0f : -5.0f; break;                                        // two values: 1500 ties each
+        case 4: r[i] = 2.5f; break;                                                        // all equal
+        default: r[i] = -static_cast<float>(i) * 1e-3f - 1.0f; break;                      // negative, distinct
+      }
+    }
+    return r;
+  };
+  for (int k : {1, 16, 100, 1499, 2999}) {
+    std::vector<float> scores(static_cast<size_t>(Hk) * rows * stride, 0.0f);
+    std::vector<std::vector<float>> row_scores;
+    for (int h = 0; h < Hk; ++h)
+      for (int r = 0; r < rows; ++r) {
+        row_scores.push_back(make_row((r + h) % rows));
+        std::copy(row_scores.back().begin(), row_scores.back().end(), &scores[(static_cast<size_t>(h) * rows + r) * stride]);
+      }
+    cuda::DeviceBuffer d_scores(scores.size() * 4), flags(static_cast<size_t>(Hk) * flag_stride), ticket(Hk * 4),
+        pages(static_cast<size_t>(Hk) * n * 4), phys(static_cast<size_t>(Hk) * n * 4), counts(Hk * 4),
+        bits(static_cast<size_t>(Hk) * rows * words * 4);
+    d_scores.upload(scores.data(), scores.size() * 4);
+    flags.fill_bytes(0);
+    ticket.fill_bytes(0);
+    pages.fill_bytes(0xff);  // poisoned: every entry up to the count must be written
+    phys.fill_bytes(0xff);
+    counts.fill_bytes(0xff);
+    bits.fill_bytes(0xff);
+    cuda::TopKParams tp;
+    tp.scores = d_scores.as<float>();
+    tp.score_stride = stride;
+    tp.rows_per_kv_head = rows;
+    tp.group = 1;
+    tp.kv = cuda::kernel_view(dev.view(), false);
+    tp.k = k;
+    tp.union_flags = flags.as<uint8_t>();
+    tp.flag_stride = flag_stride;
+    tp.union_ticket = ticket.as<unsigned>();
+    tp.pages = pages.as<int32_t>();
+    tp.phys = phys.as<int32_t>();
+    tp.counts = counts.as<int32_t>();
+    tp.list_stride = n;
+    tp.row_bits = bits.as<uint32_t>();
+    tp.words = words;
+    cuda::launch_topk(tp, Hk, 1, n, nullptr);
+    cuda::synchronize(nullptr);
+    const auto got_bits = download<uint32_t>(bits.data(), static_cast<size_t>(Hk) * rows * words);
+    const auto got_pages = download<int32_t>(pages.data(), static_cast<size_t>(Hk) * n);
+    const auto got_phys = download<int32_t>(phys.data(), static_cast<size_t>(Hk) * n);
+    const auto got_counts = download<int32_t>(counts.data(), Hk);
+    const auto left_flags = download<uint8_t>(flags.data(), static_cast<size_t>(Hk) * flag_stride);
+    for (int h = 0; h < Hk; ++h) {
+      std::vector<char> in_union(n, 0);
+      for (int r = 0; r < rows; ++r) {
+        const std::vector<float>& row = row_scores[h * rows + r];
+        std::vector<int> order(n);
+        for (int i = 0; i < n; ++i) order[i] = i;
+        std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return row[a] > row[b]; });
+        std::vector<char> want(n, 0);
+        for (int j = 0; j < k; ++j) want[order[j]] = in_union[order[j]] = 1;
+        const uint32_t* row_bits = &got_bits[(static_cast<size_t>(h) * rows + r) * words];
+        for (int i = 0; i < n; ++i)
+          ASSERT_EQ((row_bits[i / 32] >> (i % 32)) & 1u, static_cast<uint32_t>(want[i]))
+              << "k " << k << " head " << h << " row " << r << " (shape " << (r + h) % rows << ") page " << i;
+      }
+      std::vector<int32_t> want_pages;
+      for (int i = 0; i < n; ++i)
+        if (in_union[i]) want_pages.push_back(i);
+      ASSERT_EQ(got_counts[h], static_cast<int32_t>(want_pages.size())) << "k " << k << " head " << h;
+      for (size_t j = 0; j < want_pages.size(); ++j) {
+        ASSERT_EQ(got_pages[h * n + j], want_pages[j]) << "k " << k << " head " << h << " entry " << j;
+        ASSERT_EQ(got_phys[h * n + j], table[want_pages[j]]) << "k " << k << " head " << h << " entry " << j;
+      }
+    }
+    for (uint8_t f : left_flags) ASSERT_EQ(f, 0) << "k " << k << ": the union's flags must be cleared";
   }
 }
 

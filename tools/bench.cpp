@@ -107,8 +107,9 @@ ModeConfig losa_k(const BenchOptions& opt, int budget, int k) {
 }  // namespace
 
 int run_bench(const BenchOptions& opt, const std::string& command_line) {
-  if (opt.force_splits < 0 || opt.force_splits > 64)
-    bad_flag("--splits", "must be in [0, 64] (0: the plan's choice), got " + std::to_string(opt.force_splits));
+  if (opt.force_splits < 0 || opt.force_splits > cuda::kMaxAttentionSplits)
+    bad_flag("--splits", "must be in [0, " + std::to_string(cuda::kMaxAttentionSplits) +
+                             "] (0: the plan's choice), got " + std::to_string(opt.force_splits));
   if (cuda::device_count() == 0)
     throw std::runtime_error("losa bench: no CUDA device here; the benchmark needs a GPU");
   std::ofstream json_out = open_output(opt.json_path, "--json");  // an unwritable path fails now

@@ -84,15 +84,8 @@ __global__ void __launch_bounds__(kThreads) active_set_kernel(const __grid_const
       const float2 k_sum = block_sum2(kd, kn), v_sum = block_sum2(vd, vn);
       delta += normalised(k_sum.x, k_sum.y) + normalised(v_sum.x, v_sum.y);
     }
-    __shared__ bool is_last;
-    if (threadIdx.x == 0) {
-      p.delta[row] = delta;
-      __threadfence();  // the score is visible before the ticket says so
-      is_last = atomicAdd(&p.ticket[seq], 1u) == static_cast<unsigned>(B - 1);
-    }
-    __syncthreads();
-    if (!is_last) return;
-    __threadfence();
+    if (threadIdx.x == 0) p.delta[row] = delta;
+    if (!last_to_arrive(&p.ticket[seq], static_cast<unsigned>(B))) return;  // the last token's CTA selects
   }
 
   __shared__ double d[kMaxBlock];
@@ -127,7 +120,6 @@ __global__ void __launch_bounds__(kThreads) active_set_kernel(const __grid_const
     p.token_slot[seq * B + i] = chosen[i] ? pos : -1;
     if (i == B - 1) p.count[seq] = pos + chosen[i];
   }
-  if (p.rule != 0 && i == 0) p.ticket[seq] = 0u;  // ready for the next launch (graph replays too)
 }
 
 template <typename T, int D>

@@ -56,6 +56,26 @@ __device__ __forceinline__ float warp_max(float x) {
   return x;
 }
 
+/// A semaphore over the CTAs of a launch (CUTLASS's pattern): every thread of the CTA calls it
+/// after the CTA's global writes; the barrier orders them before thread 0's fence and ticket.
+/// True, in every thread, for the CTA that arrives as the count-th, whose reads after it see the
+/// other CTAs' writes (its thread 0 fences again before the barrier). That CTA resets the ticket
+/// for the next launch (graph replays): every other CTA has taken its ticket by then.
+__device__ __forceinline__ bool last_to_arrive(unsigned* ticket, unsigned count) {
+  __shared__ bool last;
+  __syncthreads();
+  if (threadIdx.x == 0) {
+    __threadfence();
+    last = atomicAdd(ticket, 1u) == count - 1;
+    if (last) {
+      *ticket = 0u;
+      __threadfence();
+    }
+  }
+  __syncthreads();
+  return last;
+}
+
 inline int ceil_div(int a, int b) { return (a + b - 1) / b; }
 
 /// Throws BackendError if the last launch failed.

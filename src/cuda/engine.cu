@@ -15,7 +15,7 @@
 namespace losa::cuda {
 
 namespace {
-constexpr int kMaxSplits = 64;  // bounds the partial-state buffers; 64 x 8 heads fills 132 SMs
+constexpr int kMaxSplits = kMaxAttentionSplits;
 constexpr int kMaxBlock = 64;
 
 int device_attribute(cudaDeviceAttr attribute) {

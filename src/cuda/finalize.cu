@@ -8,6 +8,7 @@
 
 #include "common.cuh"
 #include "dispatch.cuh"
+#include "kv_view.cuh"
 #include "launch.cuh"
 #include "launchers.hpp"
 #include "losa/cuda/device.hpp"
@@ -67,11 +68,12 @@ struct RowInputs {
   float cached_lse;
 };
 
-/// Index of (split 0, the token's row g) in the [S, Hk, splits, max_rows] partial state; split s
-/// is max_rows further per split.
+/// Split 0's partial state of the token's row g of a (sequence, KV head); split s is s * max_rows
+/// further. Recomputed where needed rather than held: a register kept across the row's loads
+/// moved the 5-row instance's spills at head dim 128 from 4 to 18 bytes.
 __device__ __forceinline__ size_t partial_first(const FinalizeParams& p, int seq, int kvh, int token, int g) {
   const int group = p.num_q_heads / p.num_kv_heads;
-  return (static_cast<size_t>(seq) * p.num_kv_heads + kvh) * p.num_splits * p.max_rows + token * group + g;
+  return partial_state_index(seq * p.num_kv_heads + kvh, p.num_splits, 0, p.max_rows, token * group + g);
 }
 
 template <typename T, int D>

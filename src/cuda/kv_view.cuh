@@ -44,6 +44,13 @@ __device__ __forceinline__ int partial_state_row(const ActiveSetView& active, in
   return packed_row_token(active, seq, group, r) * group + r % group;
 }
 
+/// Index of a split's partial state in the [S * Hk, splits, max_rows] arrays, at the token's
+/// row (partial_state_row): the attention kernel writes it, the finalize kernel merges it.
+__device__ __forceinline__ size_t partial_state_index(int head_slot, int num_splits, int split, int max_rows,
+                                                      int state_row) {
+  return (static_cast<size_t>(head_slot) * num_splits + split) * max_rows + state_row;
+}
+
 /// Row `r` of a packed (sequence, KV head): its active token and query head.
 __device__ __forceinline__ const void* packed_query_row(const TokenRows& q, const ActiveSetView& active, int seq,
                                                         int kv_head, int group, int num_q_heads, int head_dim,

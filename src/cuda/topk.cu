@@ -261,21 +261,8 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   // memory and registers would keep this grid's waiting rows off the SMs.
   allow_successor();
 
-  // The last row of the (sequence, KV head) to finish compacts the union (a semaphore as
-  // CUTLASS's: the barrier orders the CTA's flag stores before thread 0's fence and ticket; the
-  // last CTA's thread 0 fences after it before the barrier that lets the others read).
-  __shared__ bool last;
-  __syncthreads();
-  if (tid == 0) {
-    __threadfence();
-    last = atomicAdd(p.union_ticket + head_slot, 1u) == static_cast<unsigned>(valid_rows - 1);
-    if (last) {
-      p.union_ticket[head_slot] = 0u;  // for the next launch
-      __threadfence();
-    }
-  }
-  __syncthreads();
-  if (!last) return;
+  // The last row of the (sequence, KV head) to finish compacts the union.
+  if (!last_to_arrive(p.union_ticket + head_slot, static_cast<unsigned>(valid_rows))) return;
   compact_union(p, head_slot, seq_pages(p.kv, seq));
 }
 

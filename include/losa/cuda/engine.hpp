@@ -51,8 +51,11 @@ struct LayerState {
   int64_t block_version = -1;  ///< the cache version at the block's step 0 (host guard)
 };
 
+/// The most splits of a page list (bounds the partial-state buffers; 64 x 8 KV heads fill 132 SMs).
+constexpr int kMaxAttentionSplits = 64;
+
 struct EngineOptions {
-  int force_num_splits = 0;   ///< tests: split every page list this many ways (0: plan's choice)
+  int force_num_splits = 0;   ///< tests: split every page list this many ways, <= kMaxAttentionSplits (0: plan's choice)
   /// Keep every mode's prefix state (o, lse) in the layer state, not only LoSA's (tests).
   bool store_prefix_state = false;
 };

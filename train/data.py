@@ -65,9 +65,14 @@ def copy_examples(rng, count, min_len, max_len, vocab=512, questions=6, cue="any
     anywhere, so no position-based shortcut answers it (bench/NOTES.md, "Sixth round").
     cue="start" gives the first version (the cue is the passage's first 1..n/4 words, the answer
     all the rest, one question): a model learns it by position, not by content, and the skill
-    does not transfer; kept to reproduce the calls that used it."""
-    if cue not in ("anywhere", "start"):
-        raise ValueError(f"copy cue must be 'anywhere' or 'start', not {cue!r}")
+    does not transfer; kept to reproduce the calls that used it.
+    cue="question" asks as the tasks do: each cue is `question find` and one name (a word below
+    FIRST_FILLER) of the passage, answered by the words after it; the passage mixes names and
+    filler words, as the tasks' statements sit among filler. The copy skill then has the key
+    lookup's question form (the sixth round's i1 copies from a bare cue but never after
+    `question find`: bench/NOTES.md)."""
+    if cue not in ("anywhere", "start", "question"):
+        raise ValueError(f"copy cue must be 'anywhere', 'start' or 'question', not {cue!r}")
     out = []
     words = np.arange(FIRST_CONTENT, vocab, dtype=np.int32)
     for _ in range(count):
@@ -81,6 +86,17 @@ def copy_examples(rng, count, min_len, max_len, vocab=512, questions=6, cue="any
         n = int(np.clip(total, 32, len(words)))
         passage = rng.choice(words, n, replace=False)
         parts = []
+        if cue == "question":
+            names = np.flatnonzero(passage < FIRST_FILLER)
+            names = names[names < n - 4]  # at least 4 words follow the asked name
+            for q, at in enumerate(rng.choice(names, min(questions, len(names)), replace=False) if len(names) else []):
+                answer_len = int(min(rng.integers(4, 25), n - 1 - at))
+                ask = np.array([QUESTION, FIND, passage[at]], dtype=np.int32)
+                parts.append(np.concatenate([passage, ask]) if q == 0 else ask)
+                parts.append(np.append(passage[at + 1:at + 1 + answer_len], EOS).astype(np.int32))
+            if parts:
+                out.append((COPY_TASK, parts))
+            continue
         for q in range(questions):
             cue_len, answer_len = int(rng.integers(1, 4)), int(rng.integers(4, 25))
             at = int(rng.integers(0, n - cue_len - answer_len))

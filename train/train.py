@@ -194,8 +194,9 @@ def main():
     ap.add_argument("--tasks", default="all", help="losa tasks --tasks")
     ap.add_argument("--copy-share", type=float, default=0.0,
                     help="share of shards that are copy documents (data.copy_examples), not losa tasks")
-    ap.add_argument("--copy-cue", default="anywhere", choices=["anywhere", "start"],
-                    help="copy documents' cue: anywhere in the passage, or its start (the first version)")
+    ap.add_argument("--copy-cue", default="anywhere", choices=["anywhere", "start", "question"],
+                    help="copy documents' cue: anywhere in the passage, its start (the first version), or "
+                         "'question find <name>' as the tasks ask (data.copy_examples)")
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--eos-weight", type=float, default=0.1, help="weight of the answers' eos tokens in the loss")
     ap.add_argument("--pad-multiple", type=int, default=512, help="spans are padded to a multiple of this length")

@@ -18,13 +18,6 @@ namespace {
 constexpr int kMaxSplits = kMaxAttentionSplits;
 constexpr int kMaxBlock = 64;
 
-int device_attribute(cudaDeviceAttr attribute) {
-  int device = 0, value = 0;
-  LOSA_CUDA_CHECK(cudaGetDevice(&device));
-  LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&value, attribute, device));
-  return value;
-}
-
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 }  // namespace
 
@@ -33,7 +26,7 @@ struct AttentionEngine::Impl {
   PagedKVConfig kv;
   ModeConfig mode;
   EngineOptions options;
-  int group = 0, max_rows = 0, row_tiles = 0, optin_smem = 0, tile_pages = 0;
+  int group = 0, max_rows = 0, row_tiles = 0, tile_pages = 0;
   float scale = 0.0f;
   EnginePlan plan;
   bool planned = false;
@@ -89,7 +82,6 @@ AttentionEngine::AttentionEngine(const BlockShape& shape, const PagedKVConfig& k
   s.row_tiles = ceil_div(s.max_rows, kRowsPerCta);
   s.tile_pages = 64 / kv_config.page_size;
   s.scale = mode.softmax_scale > 0.0f ? mode.softmax_scale : shape.default_scale();
-  s.optin_smem = device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
 }
 
 AttentionEngine::~AttentionEngine() = default;
@@ -119,6 +111,12 @@ const EnginePlan& AttentionEngine::plan(int num_seqs, int max_pages_per_seq) {
   LOSA_CHECK_ARG(num_seqs >= 1, "num_seqs", "must be >= 1, got ", num_seqs);
   LOSA_CHECK_ARG(max_pages_per_seq >= 1 && max_pages_per_seq <= s.kv.max_pages, "max_pages_per_seq",
                  "must be in [1, max_pages=", s.kv.max_pages, "], got ", max_pages_per_seq);
+  if (s.mode.mode != Mode::dense) {  // every other mode selects pages with the top-k
+    const int limit = topk_max_pages();
+    LOSA_CHECK_ARG(max_pages_per_seq <= limit, "max_pages_per_seq", "must be at most ", limit, " for ",
+                   mode_name(s.mode.mode), " on this device (the top-k stages a row's page scores in shared memory), got ",
+                   max_pages_per_seq);
+  }
   EnginePlan plan;
   plan.num_seqs = num_seqs;
   plan.max_pages = max_pages_per_seq;

@@ -37,9 +37,12 @@ void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, int 
 
 void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, int row_tiles, int num_seqs,
                          int max_pages, cudaStream_t stream);
-/// Grid (rows_per_kv_head, num_kv_heads, num_seqs); the union's page lists come out of the same
-/// launch.
+/// Grid (num_kv_heads, num_seqs, rows_per_kv_head); the union's page lists come out of the same
+/// launch. max_pages <= topk_max_pages().
 void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pages, cudaStream_t stream);
+/// The most pages per sequence the top-k can select among on the current device: a row's keys
+/// (4 bytes a page) are staged in shared memory beside the kernel's own.
+int topk_max_pages();
 /// The split merge keeps 32 partial rows in flight per warp where the grid is one wave of such
 /// CTAs (8 warps per SM), else 5 (more CTAs resident); force_finalize_rows_in_flight(5 or 32)
 /// overrides it for tests of both instances, 0 restores the automatic choice.

@@ -41,7 +41,10 @@ __global__ void __launch_bounds__(128, D == 128 ? 4 : 6) quest_scores_kernel(con
   // wait: with PDL the bounds stream in while the active set is chosen. The rows come after it.
   const SeqPages sp = seq_pages(p.kv, seq);
   const int n = sp.num_pages;
-  if (page0 >= n) return;  // uniform over the CTA
+  if (page0 >= n) {  // uniform over the CTA; it waits all the same, so that the grid never ends
+    wait_for_predecessor();  // before its predecessor (kernels after it rely on that order)
+    return;
+  }
   auto issue_bounds_loads = [&] {
     for (int i = threadIdx.x; i < kTileRows; i += 128) {
       const int phys = page0 + i < n ? sp.table[page0 + i] : -1;

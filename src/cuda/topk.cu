@@ -268,20 +268,42 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
 
 }  // namespace
 
+namespace {
+size_t topk_static_smem() {
+  cudaFuncAttributes attributes{};
+  LOSA_CUDA_CHECK(cudaFuncGetAttributes(&attributes, topk_kernel));
+  return attributes.sharedSizeBytes;
+}
+size_t keys_bytes(int max_pages) { return static_cast<size_t>(max_pages + 3) / 4 * 4 * sizeof(uint32_t); }
+}  // namespace
+
+int topk_max_pages() {
+  int device = 0, optin = 0;
+  LOSA_CUDA_CHECK(cudaGetDevice(&device));
+  LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const size_t own = topk_static_smem();
+  return optin > static_cast<int>(own) ? static_cast<int>((optin - own) / sizeof(uint32_t)) / 4 * 4 : 0;
+}
+
 void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pages, cudaStream_t stream) {
   if (max_pages == 0 || p.rows_per_kv_head == 0) return;
   if (p.score_stride % 4 != 0 || p.flag_stride % 16 != 0)  // the kernel's vector loads
     throw ArgumentError("launch_topk", "score_stride/flag_stride", "must be multiples of 4 and 16");
   if (p.rows_per_kv_head > 65535)  // the grid's z dimension
     throw ArgumentError("launch_topk", "rows_per_kv_head", "must be at most 65535");
-  const size_t smem = static_cast<size_t>(max_pages + 3) / 4 * 4 * sizeof(uint32_t);
-  if (smem > 48 * 1024) {
-    static size_t granted = 48 * 1024;  // raise the opt-in only when a larger prefix needs it
-    if (smem > granted) {
-      LOSA_CUDA_CHECK(cudaFuncSetAttribute(topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                           static_cast<int>(smem)));
-      granted = smem;
-    }
+  const size_t smem = keys_bytes(max_pages);
+  // Static and dynamic shared memory together past 48 KB need the opt-in (the histogram's 8 KB
+  // count: 9,625..12,288 pages once failed to launch with the dynamic size alone under 48 KB).
+  static const size_t own = topk_static_smem();
+  static size_t granted = 48 * 1024 - own;  // dynamic bytes a launch may use now
+  if (smem > granted) {
+    if (max_pages > topk_max_pages())
+      throw ArgumentError("launch_topk", "max_pages", "must be at most " + std::to_string(topk_max_pages()) +
+                                                          " on this device (a row's keys in shared memory), got " +
+                                                          std::to_string(max_pages));
+    LOSA_CUDA_CHECK(cudaFuncSetAttribute(topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         static_cast<int>(smem)));
+    granted = smem;
   }
   launch_kernel(topk_kernel, dim3(num_kv_heads, num_seqs, p.rows_per_kv_head), kSelectThreads, smem, stream, p);
   check_launch("topk_kernel");

@@ -376,6 +376,11 @@ TEST(GpuBatchErrors, BadArgumentsAreRefusedBeforeAnythingRuns) {
   expect_argument("shape.num_q_heads", [&] { cuda::AttentionEngine(BlockShape{4, 65, 1, 64}, wide, mode_of(Mode::sparsed)); });
   cuda::AttentionEngine unplanned(b.shape, b.cfg, mode_of(Mode::dense));
   expect_argument("plan", [&] { unplanned.run(dev.view(0), io, rig.state, 0); });
+  // A prefix longer than the top-k can stage is refused when planned, not when launched.
+  PagedKVConfig huge = b.cfg;
+  huge.max_pages = cuda::topk_max_pages() + 1;
+  cuda::AttentionEngine quest_engine(b.shape, huge, mode_of(Mode::quest));
+  expect_argument("max_pages_per_seq", [&] { quest_engine.plan(1, huge.max_pages); });
   cuda::synchronize(nullptr);
 }
 

@@ -23,6 +23,13 @@ int multiprocessor_count() {
   return sms;
 }
 
+int shared_memory_per_block_optin() {
+  int device = 0, bytes = 0;
+  LOSA_CUDA_CHECK(cudaGetDevice(&device));
+  LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&bytes, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  return bytes;
+}
+
 std::string describe_device(int device) {
   cudaDeviceProp prop{};
   if (device < 0 || device >= device_count() || cudaGetDeviceProperties(&prop, device) != cudaSuccess)

@@ -15,7 +15,6 @@
 namespace losa::cuda {
 
 namespace {
-constexpr int kMaxSplits = kMaxAttentionSplits;
 constexpr int kMaxBlock = 64;
 
 bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
@@ -69,8 +68,8 @@ AttentionEngine::AttentionEngine(const BlockShape& shape, const PagedKVConfig& k
   if (mode.mode == Mode::sparsed)
     LOSA_CHECK_ARG(shape.group_size() <= sparsed_max_group(), "shape.num_q_heads", "SparseD on the GPU supports at most ",
                    sparsed_max_group(), " query heads per KV head, got ", shape.group_size());
-  LOSA_CHECK_ARG(options.force_num_splits >= 0 && options.force_num_splits <= kMaxSplits, "options.force_num_splits",
-                 "must be in [0, ", kMaxSplits, "], got ", options.force_num_splits);
+  LOSA_CHECK_ARG(options.force_num_splits >= 0 && options.force_num_splits <= kMaxAttentionSplits,
+                 "options.force_num_splits", "must be in [0, ", kMaxAttentionSplits, "], got ", options.force_num_splits);
   check_dispatch(kv_config.dtype, kv_config.head_dim);
   Impl& s = *impl_;
   s.shape = shape;
@@ -126,7 +125,8 @@ const EnginePlan& AttentionEngine::plan(int num_seqs, int max_pages_per_seq) {
   auto splits_for = [&](int pages_estimate, int rows_estimate) {
     if (s.options.force_num_splits > 0) return s.options.force_num_splits;
     const int ctas = num_seqs * Hk * ceil_div(std::max(rows_estimate, 1), attention_rows_per_cta(s.max_rows));
-    return std::min(kMaxSplits, choose_num_splits(ctas, ceil_div(std::max(pages_estimate, 1), s.tile_pages), resident));
+    const int tiles = ceil_div(std::max(pages_estimate, 1), s.tile_pages);
+    return std::min(kMaxAttentionSplits, choose_num_splits(ctas, tiles, resident));
   };
   // A row keeps budget/P pages plus the last: a union of `rows` rows has at most that many each.
   const int k1 = s.budget_pages() + 1;

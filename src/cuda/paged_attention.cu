@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <atomic>
+#include <type_traits>
 
 #include "dispatch.cuh"
 #include "launch.cuh"
@@ -54,23 +55,28 @@ void launch_config(const PagedAttentionParams& p, int num_seqs, cudaStream_t str
   check_launch("paged_attention_kernel");
 }
 
-template <typename T, int D, int Stages>
-void launch_stages(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
-  if (attention_rows_per_cta(p.max_rows) == 128) launch_config<T, D, Stages, 8>(p, num_seqs, stream);
-  else launch_config<T, D, Stages, 4>(p, num_seqs, stream);
+/// The one choice of the kernel instance for max_rows rows on this device: fn(stages, warps) as
+/// std::integral_constant, so that the plan's occupancy query and the launch see the same one.
+template <typename T, int D, typename Fn>
+void with_instance(int max_rows, Fn&& fn) {
+  const bool wide = attention_rows_per_cta(max_rows) == 128;
+  auto with_warps = [&](auto stages) {
+    if (wide) fn(stages, std::integral_constant<int, 8>{});
+    else fn(stages, std::integral_constant<int, 4>{});
+  };
+  if (attention_stages<T, D>() == 3) with_warps(std::integral_constant<int, 3>{});
+  else with_warps(std::integral_constant<int, 2>{});
 }
 
 template <typename T, int D>
 void resident_ctas_per_sm(int max_rows, int& out) {
-  const bool wide = attention_rows_per_cta(max_rows) == 128;
-  if (attention_stages<T, D>() == 3) out = wide ? resident_per_sm<T, D, 3, 8>() : resident_per_sm<T, D, 3, 4>();
-  else out = wide ? resident_per_sm<T, D, 2, 8>() : resident_per_sm<T, D, 2, 4>();
+  with_instance<T, D>(max_rows, [&](auto stages, auto warps) { out = resident_per_sm<T, D, stages, warps>(); });
 }
 
 template <typename T, int D>
 void launch(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
-  if (attention_stages<T, D>() == 3) launch_stages<T, D, 3>(p, num_seqs, stream);
-  else launch_stages<T, D, 2>(p, num_seqs, stream);
+  with_instance<T, D>(p.max_rows,
+                      [&](auto stages, auto warps) { launch_config<T, D, stages, warps>(p, num_seqs, stream); });
 }
 }  // namespace
 
@@ -82,10 +88,8 @@ void force_attention_stages(int stages) {
 template <typename T, int D>
 int attention_stages() {
   if (forced_stages != 0) return forced_stages;
-  int device = 0, optin = 0;
-  LOSA_CUDA_CHECK(cudaGetDevice(&device));
-  LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  return optin >= PagedAttentionConfig<T, D, 3, 8>::kSmemBytes ? 3 : 2;  // the larger CTA's footprint
+  // The larger CTA's footprint decides.
+  return shared_memory_per_block_optin() >= PagedAttentionConfig<T, D, 3, 8>::kSmemBytes ? 3 : 2;
 }
 
 int attention_stages(DType dtype, int head_dim) {

@@ -9,8 +9,9 @@
 // its keys are ranked exactly by (key descending, page ascending) and the k-th of that order
 // bounds the selection. Otherwise 8-bit radix passes go on below the bin to the k-th largest key
 // T: every key > T is taken; of the keys equal to T the lowest pages fill the rest (the CPU
-// reference's tie rule), by a plain compare when all of them are taken, else an ordered scan. Each warp's 32 consecutive pages form one bitmap word (a ballot), so the
-// row's bitmap is written whole with no atomics.
+// reference's tie rule), by a plain compare when all of them are taken, else an ordered scan.
+// Each warp's 32 consecutive pages form one bitmap word (a ballot), so the row's bitmap is
+// written whole with no atomics.
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 
@@ -20,6 +21,7 @@
 #include "kv_view.cuh"
 #include "launch.cuh"
 #include "launchers.hpp"
+#include "losa/cuda/device.hpp"
 
 namespace losa::cuda {
 namespace {
@@ -107,8 +109,8 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   bool ordered_ties = false;
   bool ranked = false;  // the boundary bin was ranked: take (key, page) >= (bound_key, bound_page)
   if (!take_all) {
-    // Radix select on key - min_key, from the highest bit of the range down, 8 bits a pass:
-    // a row's scores share their top bits, so digits of the raw key would pile into one or two
+    // Radix select on key - min_key, from the highest bit of the range down (11 bits, then 8 a
+    // pass): a row's scores share their top bits, so digits of the raw key would pile into one or two
     // histogram bins (serialised atomics); offset by the minimum they spread out.
     using Reduce = cub::BlockReduce<uint32_t, kSelectThreads>;
     __shared__ typename Reduce::TempStorage reduce_storage;
@@ -266,9 +268,6 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   compact_union(p, head_slot, seq_pages(p.kv, seq));
 }
 
-}  // namespace
-
-namespace {
 size_t topk_static_smem() {
   cudaFuncAttributes attributes{};
   LOSA_CUDA_CHECK(cudaFuncGetAttributes(&attributes, topk_kernel));
@@ -278,9 +277,7 @@ size_t keys_bytes(int max_pages) { return static_cast<size_t>(max_pages + 3) / 4
 }  // namespace
 
 int topk_max_pages() {
-  int device = 0, optin = 0;
-  LOSA_CUDA_CHECK(cudaGetDevice(&device));
-  LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  const int optin = shared_memory_per_block_optin();
   const size_t own = topk_static_smem();
   return optin > static_cast<int>(own) ? static_cast<int>((optin - own) / sizeof(uint32_t)) / 4 * 4 : 0;
 }
@@ -297,8 +294,9 @@ void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pa
   static const size_t own = topk_static_smem();
   static size_t granted = 48 * 1024 - own;  // dynamic bytes a launch may use now
   if (smem > granted) {
-    if (max_pages > topk_max_pages())
-      throw ArgumentError("launch_topk", "max_pages", "must be at most " + std::to_string(topk_max_pages()) +
+    const int limit = topk_max_pages();
+    if (max_pages > limit)
+      throw ArgumentError("launch_topk", "max_pages", "must be at most " + std::to_string(limit) +
                                                           " on this device (a row's keys in shared memory), got " +
                                                           std::to_string(max_pages));
     LOSA_CUDA_CHECK(cudaFuncSetAttribute(topk_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,

@@ -263,6 +263,10 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
   fo.block_size = opt.block_size;
   fo.prefill_chunk = opt.prefill_chunk;
   fo.kv_dtype = DType::bf16;
+  if (opt.bounds8) {  // the cache then keeps 8-bit bounds beside the 16-bit ones (a scoring mode asks)
+    fo.mode.mode = Mode::losa;
+    fo.mode.bounds8 = true;
+  }
   const runtime::Sampler greedy(runtime::SamplerParams{});
 
   // A denoising step with its attention skipped, per batch size (attention's share of a step is
@@ -321,12 +325,20 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
       doc["steps"].push_back({{"num_seqs", num_seqs}, {"length", length}, {"error", e.what()}});
       continue;
     }
-    for (const std::string& mode_name_str : opt.modes) {
+    std::vector<std::pair<std::string, ModeConfig>> variants;
+    for (const std::string& name : opt.modes) {
       ModeConfig mode;
-      mode.mode = parse_mode(mode_name_str);
+      mode.mode = parse_mode(name);
       mode.budget_tokens = opt.budget;
       mode.steps_per_block = opt.steps;
       mode.active_rule = ActiveRule::tau;
+      variants.emplace_back(name, mode);
+      if (opt.bounds8 && (mode.mode == Mode::quest || mode.mode == Mode::losa)) {
+        mode.bounds8 = true;
+        variants.emplace_back(name + "+bounds8", mode);
+      }
+    }
+    for (const auto& [mode_name_str, mode] : variants) {
       backend->set_attention_mode(mode);
       std::vector<int32_t> block(static_cast<size_t>(num_seqs) * opt.block_size, c.mask_token_id);
       std::vector<runtime::SampleKey> keys(num_seqs);
@@ -356,7 +368,7 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
       std::snprintf(batch, sizeof(batch), "%dx%lld", num_seqs, static_cast<long long>(length));
       std::printf("%-10s %-22s %12.2f %12.2f %10.0f %9.0f%% %7.2f%%\n", batch, mode_name_str.c_str(), s0, st,
                   tokens_per_s, 100.0 * attn_share, 100.0 * density / std::max(forwards, 1));
-      doc["steps"].push_back({{"num_seqs", num_seqs}, {"length", length}, {"mode", mode_name_str},
+      doc["steps"].push_back({{"num_seqs", num_seqs}, {"length", length}, {"mode", mode_name_str}, {"bounds8", mode.bounds8},
                               {"budget_tokens", opt.budget}, {"block_size", opt.block_size}, {"steps", opt.steps},
                               {"step0_ms", s0}, {"step_ms", st}, {"step_without_attention_ms", none},
                               {"attention_share", attn_share}, {"tokens_per_second", tokens_per_s},

@@ -15,6 +15,8 @@ struct BenchModelOptions {
   std::vector<std::string> modes{"dense", "quest", "losa", "sparsed"};
   int budget = 256, block_size = 16, steps = 4, prefill_chunk = 2048, reps = 10;
   std::string json_path = "bench_model.json";
+  /// Also time quest and losa with 8-bit page bounds (the cache then keeps both kinds).
+  bool bounds8 = false;
   /// Only the decode-shape GEMM: every compiled instance and K split, per shape (no model).
   bool gemm_sweep = false;
 };

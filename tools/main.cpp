@@ -114,6 +114,8 @@ int main(int argc, char** argv) {
   bench_model_cmd->add_option("--batches", batch_specs, "batch shapes SxL (default 1x65536 4x65536 8x32768)");
   bench_model_cmd->add_option("--modes", bench_model.modes, "attention modes")->capture_default_str();
   bench_model_cmd->add_option("--budget", bench_model.budget, "token budget of quest/losa")->capture_default_str();
+  bench_model_cmd->add_flag("--bounds8", bench_model.bounds8,
+                            "also time quest and losa with 8-bit page bounds (rows quest+bounds8, losa+bounds8)");
   bench_model_cmd->add_option("--block-size", bench_model.block_size, "block size B")->capture_default_str();
   bench_model_cmd->add_option("--steps", bench_model.steps, "denoising steps per block")->capture_default_str();
   bench_model_cmd->add_option("--prefill-chunk", bench_model.prefill_chunk, "tokens per prefill chunk")->capture_default_str();

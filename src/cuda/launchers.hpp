@@ -35,8 +35,12 @@ void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParam
                             cudaStream_t stream);
 void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, int num_seqs, cudaStream_t stream);
 
+/// QUEST page scores. At head dim 128 a grid whose loading CTAs fit one wave at 4 per SM gets
+/// the 128-register instance, larger grids the 96-register one (5 per SM);
+/// force_page_score_ctas_per_sm(4 or 5) overrides it for tests of both, 0 restores the choice.
 void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, int row_tiles, int num_seqs,
                          int max_pages, cudaStream_t stream);
+void force_page_score_ctas_per_sm(int ctas);
 /// Grid (num_kv_heads, num_seqs, rows_per_kv_head); the union's page lists come out of the same
 /// launch. max_pages <= topk_max_pages().
 void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pages, cudaStream_t stream);

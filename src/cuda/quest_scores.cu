@@ -6,25 +6,48 @@
 //
 // Grid (page tiles, S * Hk, row tiles): a CTA scores 64 pages of one (sequence, KV head) for 64
 // packed rows. The tile's physical pages are read once into shared memory before the copies.
+#include <atomic>
+
 #include "dispatch.cuh"
 #include "kv_view.cuh"
 #include "launch.cuh"
 #include "launchers.hpp"
+#include "losa/cuda/device.hpp"
 #include "tile.cuh"
 
 namespace losa::cuda {
 namespace {
 
+std::atomic<int> forced_ctas_per_sm{0};
+
 // The positive and negative parts of two packed 16-bit floats (bf16 and f16 alike: bit 15 is
 // the sign), by masking instead of comparing.
 __device__ __forceinline__ uint32_t sign_mask(uint32_t x) { return ((x >> 15) & 0x00010001u) * 0xffffu; }
-__device__ __forceinline__ uint32_t positive_part(uint32_t x) { return x & ~sign_mask(x); }
-__device__ __forceinline__ uint32_t negative_part(uint32_t x) { return x & sign_mask(x); }
 
-// Registers capped so that 4 CTAs (D = 128; 6 at D = 64) fit an SM: 512 CTAs of a 64K prefix's
-// 8 KV heads then run in one wave (137 registers gave 3 per SM, 1.3 waves).
+// s += q+ . max + q- . min, one k step at a time: each step's positive and negative parts are
+// made as they are used, so that q is the only copy of the query in registers (5 CTAs per SM
+// at head dim 128 leave 96 registers a thread: with both parts held the kernel spilled).
 template <typename T, int D>
-__global__ void __launch_bounds__(128, D == 128 ? 4 : 6) quest_scores_kernel(const __grid_constant__ QuestScoreParams p) {
+__device__ __forceinline__ void warp_bound_scores(float (&s)[8][4], const uint32_t (&q)[D / 16][4], const char* tiles,
+                                                  int lane) {
+  const uint32_t max_base = smem_addr(tiles), min_base = max_base + TileShape<T, D>::kBytes;
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    uint32_t pos[4], neg[4];
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      const uint32_t m = sign_mask(q[kk][e]);
+      pos[e] = q[kk][e] & ~m;
+      neg[e] = q[kk][e] & m;
+    }
+    warp_scores_step<T, D>(s, pos, max_base, kk, lane);
+    warp_scores_step<T, D>(s, neg, min_base, kk, lane);
+  }
+}
+
+// Registers capped so that MinCtasPerSm CTAs fit an SM (launch() says which).
+template <typename T, int D, int MinCtasPerSm>
+__global__ void __launch_bounds__(128, MinCtasPerSm) quest_scores_kernel(const __grid_constant__ QuestScoreParams p) {
   using S = TileShape<T, D>;
   __shared__ __align__(128) char tiles[2 * S::kBytes];  // key_max then key_min of 64 pages
   // 8-bit bounds land as raw [min | max] rows in the key_min tile's place (the same bytes).
@@ -90,15 +113,8 @@ __global__ void __launch_bounds__(128, D == 128 ? 4 : 6) quest_scores_kernel(con
     if (r >= rows) return nullptr;
     return static_cast<const T*>(packed_query_row(p.q, p.active, seq, kvh, p.group, p.num_q_heads, D, r, sizeof(T)));
   };
-  uint32_t qa[D / 16][4], q_pos[D / 16][4], q_neg[D / 16][4];
+  uint32_t qa[D / 16][4];
   load_query_fragments<T, D>(qa, q_row(r_lo), q_row(r_hi), lane);
-#pragma unroll
-  for (int kk = 0; kk < D / 16; ++kk)
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      q_pos[kk][e] = positive_part(qa[kk][e]);
-      q_neg[kk][e] = negative_part(qa[kk][e]);
-    }
   cp_async_wait<0>();
   __syncthreads();
   // The top-k may become resident from here on: its CTAs would otherwise take the slots that
@@ -138,8 +154,7 @@ __global__ void __launch_bounds__(128, D == 128 ? 4 : 6) quest_scores_kernel(con
   float s[8][4];
 #pragma unroll
   for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-  warp_scores<T, D>(s, q_pos, tiles, lane);
-  warp_scores<T, D>(s, q_neg, tiles + S::kBytes, lane);
+  warp_bound_scores<T, D>(s, qa, tiles, lane);
   // Pages 2t and 2t + 1 of a fragment are adjacent: stored as a pair, a warp's store covers 32
   // contiguous bytes of each of its 8 rows (whole sectors; score_stride is a multiple of 4).
   float* out = p.scores + static_cast<size_t>(head_slot) * p.max_rows * p.score_stride;
@@ -159,15 +174,34 @@ __global__ void __launch_bounds__(128, D == 128 ? 4 : 6) quest_scores_kernel(con
     }
 }
 
+// Two register budgets at head dim 128 (bench/NOTES.md, tenth round): 128 registers (4 CTAs
+// per SM) for a grid whose loading CTAs fit one wave at 4 per SM (one 64K prefix: 512 CTAs),
+// where they measured 0.5-1.5 us faster; 96 registers (5 per SM: more tiles of bounds in flight
+// per SM) for grids of several waves (8 x 32K: 2048 CTAs), 3-4 us faster. Head dim 64: 6 per SM.
 template <typename T, int D>
 void launch(const QuestScoreParams& p, int row_tiles, int num_seqs, int max_pages, cudaStream_t stream) {
   const dim3 grid(ceil_div(max_pages, kTileRows), num_seqs * p.kv.num_kv_heads, row_tiles);
-  launch_kernel(quest_scores_kernel<T, D>, grid, 128, 0, stream, p,
-                programmatic_launch_enabled(/*on_by_default=*/true));
+  const bool pdl = programmatic_launch_enabled(/*on_by_default=*/true);
+  if constexpr (D == 128) {
+    const int forced = forced_ctas_per_sm;
+    const bool one_wave =
+        forced ? forced == 4 : static_cast<int64_t>(grid.x) * grid.y <= 4LL * multiprocessor_count();
+    if (one_wave)
+      launch_kernel(quest_scores_kernel<T, D, 4>, grid, 128, 0, stream, p, pdl);
+    else
+      launch_kernel(quest_scores_kernel<T, D, 5>, grid, 128, 0, stream, p, pdl);
+  } else {
+    launch_kernel(quest_scores_kernel<T, D, 6>, grid, 128, 0, stream, p, pdl);
+  }
   check_launch("quest_scores_kernel");
 }
 
 }  // namespace
+
+void force_page_score_ctas_per_sm(int ctas) {
+  LOSA_CHECK_ARG(ctas == 0 || ctas == 4 || ctas == 5, "ctas", "must be 0 (automatic), 4 or 5, got ", ctas);
+  forced_ctas_per_sm = ctas;
+}
 
 void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, int row_tiles, int num_seqs,
                          int max_pages, cudaStream_t stream) {

@@ -81,23 +81,29 @@ __device__ __forceinline__ void load_query_fragments(uint32_t (&qa)[D / 16][4], 
   }
 }
 
+/// s += a B^T for one 16-wide k step (kk) of the tile's 64 rows (tokens or pages), a being the
+/// warp's A fragment for that step.
+template <typename T, int D>
+__device__ __forceinline__ void warp_scores_step(float (&s)[8][4], const uint32_t (&a)[4], uint32_t tile_base,
+                                                 int kk, int lane) {
+  using S = TileShape<T, D>;
+#pragma unroll
+  for (int j2 = 0; j2 < 4; ++j2) {
+    const int row = 16 * j2 + (lane % 8) + (lane / 16) * 8;
+    uint32_t b[4];
+    ldmatrix_x4(b, tile_base + swizzled_offset(row, 2 * kk + (lane / 8) % 2, S::kRowChunks));
+    mma_16816<T>(s[2 * j2], a, b[0], b[1]);
+    mma_16816<T>(s[2 * j2 + 1], a, b[2], b[3]);
+  }
+}
+
 /// s += A B^T with A the warp's fragments and B the tile's 64 rows (tokens or pages).
 template <typename T, int D>
 __device__ __forceinline__ void warp_scores(float (&s)[8][4], const uint32_t (&a)[D / 16][4],
                                             const char* tile, int lane) {
-  using S = TileShape<T, D>;
   const uint32_t base = smem_addr(tile);
 #pragma unroll
-  for (int j2 = 0; j2 < 4; ++j2) {
-    const int row = 16 * j2 + (lane % 8) + (lane / 16) * 8;
-#pragma unroll
-    for (int kk = 0; kk < D / 16; ++kk) {
-      uint32_t b[4];
-      ldmatrix_x4(b, base + swizzled_offset(row, 2 * kk + (lane / 8) % 2, S::kRowChunks));
-      mma_16816<T>(s[2 * j2], a[kk], b[0], b[1]);
-      mma_16816<T>(s[2 * j2 + 1], a[kk], b[2], b[3]);
-    }
-  }
+  for (int kk = 0; kk < D / 16; ++kk) warp_scores_step<T, D>(s, a[kk], base, kk, lane);
 }
 
 /// o += P V with P the warp's probabilities s (16 rows x 64 tokens) and V the tile.

@@ -222,6 +222,21 @@ TEST(GpuBatch, SplitMergeAtEitherDepth) {
   cuda::force_finalize_rows_in_flight(0);
 }
 
+// Both register budgets of the page scores at head dim 128 (4 CTAs per SM for one-wave grids,
+// 5 for larger ones; these small batches get 4), each forced, select the reference's pages
+// (check_quest_rows) and equal the reference's outputs, for QUEST and for LoSA's later steps.
+TEST(GpuBatch, PageScoresAtEitherRegisterBudget) {
+  EXPECT_THROW(cuda::force_page_score_ctas_per_sm(3), ArgumentError);
+  LOSA_REQUIRE_GPU();
+  for (int ctas : {5, 4}) {
+    SCOPED_TRACE("page-score CTAs per SM: " + std::to_string(ctas));
+    cuda::force_page_score_ctas_per_sm(ctas);
+    check_batch_against_singles_and_cpu(mode_of(Mode::quest));
+    check_batch_against_singles_and_cpu(mode_of(Mode::losa));
+  }
+  cuda::force_page_score_ctas_per_sm(0);
+}
+
 // Three blocks of a LoSA decode, every step a replay of one of three graphs captured once
 // (step 0, step t > 0, and the commit: a step t > 0 whose block K/V are then appended and the
 // lengths advanced, all on the device), against the CPU reference appending the same blocks.

@@ -306,8 +306,8 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
   }
 
   // Denoising steps per mode and batch: one prefill per batch, modes switched between blocks.
-  std::printf("\n%-10s %-22s %12s %12s %10s %10s %8s\n", "batch", "mode", "step0 ms", "step ms", "tokens/s",
-              "attn share", "density");
+  std::printf("\n%-10s %-22s %12s %12s %10s %10s %8s %14s %13s\n", "batch", "mode", "step0 ms", "step ms", "tokens/s",
+              "attn share", "density", "later density", "later active");
   for (const auto& [num_seqs, length] : opt.batches) {
     std::vector<std::vector<int32_t>> prompts;
     std::vector<int64_t> capacity;
@@ -344,8 +344,8 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
       std::vector<runtime::SampleKey> keys(num_seqs);
       std::vector<runtime::TokenProposal> props(block.size());
       std::vector<double> step0, later;
-      double density = 0.0;
-      int forwards = 0;
+      double density = 0.0, later_density = 0.0, later_active = 0.0;  // later: steps after the first
+      int forwards = 0, later_forwards = 0;
       for (int rep = 0; rep < opt.reps; ++rep) {
         backend->begin_block();
         std::fill(block.begin(), block.end(), c.mask_token_id);
@@ -355,6 +355,11 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
           (step == 0 ? step0 : later).push_back(seconds_since(t0) * 1e3);
           density += r.density();
           ++forwards;
+          if (step > 0) {
+            later_density += r.density();
+            later_active += r.active_tokens();
+            ++later_forwards;
+          }
           for (int s = 0; s < num_seqs; ++s)  // unmask B / steps positions per step, as a decode does
             for (int i = step * opt.block_size / opt.steps; i < (step + 1) * opt.block_size / opt.steps; ++i)
               block[static_cast<size_t>(s) * opt.block_size + i] = props[static_cast<size_t>(s) * opt.block_size + i].token;
@@ -366,13 +371,18 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
       const double attn_share = std::max(0.0, 1.0 - none / st);
       char batch[32];
       std::snprintf(batch, sizeof(batch), "%dx%lld", num_seqs, static_cast<long long>(length));
-      std::printf("%-10s %-22s %12.2f %12.2f %10.0f %9.0f%% %7.2f%%\n", batch, mode_name_str.c_str(), s0, st,
-                  tokens_per_s, 100.0 * attn_share, 100.0 * density / std::max(forwards, 1));
+      const double later_mean_density = later_density / std::max(later_forwards, 1);
+      const double later_mean_active = later_active / std::max(later_forwards, 1);
+      std::printf("%-10s %-22s %12.2f %12.2f %10.0f %9.0f%% %7.2f%% %13.2f%% %13.2f\n", batch, mode_name_str.c_str(), s0,
+                  st, tokens_per_s, 100.0 * attn_share, 100.0 * density / std::max(forwards, 1),
+                  100.0 * later_mean_density, later_mean_active);
       doc["steps"].push_back({{"num_seqs", num_seqs}, {"length", length}, {"mode", mode_name_str}, {"bounds8", mode.bounds8},
                               {"budget_tokens", opt.budget}, {"block_size", opt.block_size}, {"steps", opt.steps},
                               {"step0_ms", s0}, {"step_ms", st}, {"step_without_attention_ms", none},
                               {"attention_share", attn_share}, {"tokens_per_second", tokens_per_s},
-                              {"density", density / std::max(forwards, 1)}});
+                              {"density", density / std::max(forwards, 1)},
+                              {"later_steps_density", later_mean_density},
+                              {"later_steps_active_tokens", later_mean_active}});
       std::fflush(stdout);
     }
   }

@@ -23,6 +23,20 @@
 
 namespace losa::test {
 
+/// Calls set(value) now and set(0) when the scope ends, also when a check throws: for the
+/// kernels' test hooks that force one instance (0 restores the automatic choice), so that a
+/// failing test does not leave the next one forced.
+class ScopedForce {
+ public:
+  ScopedForce(void (*set)(int), int value) : set_(set) { set_(value); }
+  ~ScopedForce() { set_(0); }
+  ScopedForce(const ScopedForce&) = delete;
+  ScopedForce& operator=(const ScopedForce&) = delete;
+
+ private:
+  void (*set_)(int);
+};
+
 /// The chosen set is a valid top-k of `scores` over candidates 0..n-1 within `tol`: every
 /// chosen score >= every unchosen score - tol, and it has min(k, n) members.
 inline ::testing::AssertionResult valid_top_k(const double* scores, int n, int k,

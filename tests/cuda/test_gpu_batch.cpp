@@ -215,11 +215,10 @@ TEST(GpuBatch, SplitMergeAtEitherDepth) {
   for (int rows : {5, 32})
     for (int splits : {3, 40}) {
       SCOPED_TRACE("partial rows in flight: " + std::to_string(rows) + ", splits: " + std::to_string(splits));
-      cuda::force_finalize_rows_in_flight(rows);
+      const test::ScopedForce forced(cuda::force_finalize_rows_in_flight, rows);
       check_batch_against_singles_and_cpu(mode_of(Mode::dense), splits);
       check_batch_against_singles_and_cpu(mode_of(Mode::losa), splits);
     }
-  cuda::force_finalize_rows_in_flight(0);
 }
 
 // Both register budgets of the page scores at head dim 128 (4 CTAs per SM for one-wave grids,
@@ -230,11 +229,10 @@ TEST(GpuBatch, PageScoresAtEitherRegisterBudget) {
   LOSA_REQUIRE_GPU();
   for (int ctas : {5, 4}) {
     SCOPED_TRACE("page-score CTAs per SM: " + std::to_string(ctas));
-    cuda::force_page_score_ctas_per_sm(ctas);
+    const test::ScopedForce forced(cuda::force_page_score_ctas_per_sm, ctas);
     check_batch_against_singles_and_cpu(mode_of(Mode::quest));
     check_batch_against_singles_and_cpu(mode_of(Mode::losa));
   }
-  cuda::force_page_score_ctas_per_sm(0);
 }
 
 // Three blocks of a LoSA decode, every step a replay of one of three graphs captured once

@@ -6,6 +6,7 @@
 // lse is computed in fp32 from exact products (1e-6 relative); 1e-4 is the bound.
 #include <sstream>
 
+#include "../../src/cuda/launchers.hpp"
 #include "layer_step_harness.hpp"
 #include "losa/errors.hpp"
 #include "losa/synthetic.hpp"
@@ -113,6 +114,20 @@ TEST_P(GpuModeTest, LosaBounds8) {
   ModeConfig m = make_mode(Mode::losa);
   m.bounds8 = true;
   check(m, 3);
+}
+// Each instance of the page scores at head dim 128 (4 warps at 4 or 5 CTAs per SM; grids of one
+// wave get the first), forced, on every case: bf16 and f16, fp and 8-bit bounds, one and two
+// row tiles (B = 32 with 4 query heads per KV head: 128 rows). At head dim 64 the force is a
+// no-op (one instance), and these rerun the default.
+TEST_P(GpuModeTest, QuestAtEveryPageScoreInstance) {
+  for (int ctas : {5, 4}) {
+    SCOPED_TRACE("page-score CTAs per SM: " + std::to_string(ctas));
+    const test::ScopedForce forced(cuda::force_page_score_ctas_per_sm, ctas);
+    check(make_mode(Mode::quest), 2);
+    ModeConfig m = make_mode(Mode::quest);
+    m.bounds8 = true;
+    check(m, 2);
+  }
 }
 // One split: the attention kernel walks every page window of the prefix in one CTA (the
 // multi-window path beyond 256 pages).

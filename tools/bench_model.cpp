@@ -263,10 +263,7 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
   fo.block_size = opt.block_size;
   fo.prefill_chunk = opt.prefill_chunk;
   fo.kv_dtype = DType::bf16;
-  if (opt.bounds8) {  // the cache then keeps 8-bit bounds beside the 16-bit ones (a scoring mode asks)
-    fo.mode.mode = Mode::losa;
-    fo.mode.bounds8 = true;
-  }
+  fo.keep_bounds8 = opt.bounds8;  // beside the 16-bit ones, for the +bounds8 rows
   const runtime::Sampler greedy(runtime::SamplerParams{});
 
   // A denoising step with its attention skipped, per batch size (attention's share of a step is

@@ -33,7 +33,7 @@ BatchLayout plan_batch(const ModelConfig& config, const ForwardOptions& options,
   b.kv.page_size = P;
   b.kv.max_pages = static_cast<int>(std::max<int64_t>(b.pages, 1));
   b.kv.dtype = options.kv_dtype;
-  b.kv.keep_bounds8 = options.mode.bounds8;
+  b.kv.keep_bounds8 = options.mode.bounds8 || options.keep_bounds8;
   return b;
 }
 

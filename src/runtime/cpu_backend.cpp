@@ -51,7 +51,7 @@ class CpuBackend final : public ModelBackend {
     next.mode = mode;
     validate(next, cfg_);
     LOSA_CHECK_ARG(!mode.bounds8 || caches_.front()->config().keep_bounds8, "mode.bounds8",
-                   "needs a batch started with 8-bit bounds");
+                   "needs a batch started with 8-bit bounds (ForwardOptions::keep_bounds8)");
     opt_ = next;
     for (auto& layer : states_)
       for (auto& s : layer) s.begin_block();

@@ -128,6 +128,58 @@ TEST(RuntimeBackend, BadArgumentsAreNamed) {
   backend->start({{1, 2, 3, 4}}, {8}, opt);
   block[1] = 512;
   expect([&] { backend->commit(block.data(), nullptr); }, "tokens");  // outside the vocabulary
+  ModeConfig losa8;
+  losa8.mode = Mode::losa;
+  losa8.budget_tokens = 16;
+  losa8.bounds8 = true;
+  expect([&] { backend->set_attention_mode(losa8); }, "mode.bounds8");  // the cache has no 8-bit bounds
+}
+
+// A batch started in dense mode with keep_bounds8 may switch to a mode that scores with 8-bit
+// bounds, and then selects as a batch started in that mode does.
+TEST(RuntimeBackend, KeepBounds8LetsAModeSwitchToThem) {
+  ModeConfig losa8;
+  losa8.mode = Mode::losa;
+  losa8.budget_tokens = 32;
+  losa8.active_rule = ActiveRule::top_k;
+  losa8.k_active = 2;
+  losa8.bounds8 = true;
+  const auto tokens = test::tiny_reference()["forward"]["bf16-sharded"]["tokens"].get<std::vector<int32_t>>();
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 96; ++i) prompt.push_back(tokens[i % 32]);
+  auto decisions_of = [&](bool switch_later) {
+    ForwardOptions opt;
+    opt.block_size = 4;
+    opt.kv_dtype = DType::f32;
+    opt.record_decisions = true;
+    if (switch_later) opt.keep_bounds8 = true;
+    else opt.mode = losa8;
+    auto backend = make_cpu_backend(tiny(), 1);
+    backend->start({prompt}, {128}, opt);
+    if (switch_later) backend->set_attention_mode(losa8);
+    backend->begin_block();
+    std::vector<int32_t> block(4, 511);
+    std::vector<SampleKey> keys(1);
+    std::vector<TokenProposal> proposals(4);
+    std::vector<ForwardDecisions> out;
+    for (int step = 0; step < 3; ++step) {
+      backend->denoise(block.data(), nullptr, Sampler({}), keys.data(), proposals.data());
+      block[step] = proposals[step].token;
+      out.push_back(backend->last_decisions());
+    }
+    return out;
+  };
+  const auto started = decisions_of(false), switched = decisions_of(true);
+  ASSERT_EQ(started.size(), switched.size());
+  for (size_t f = 0; f < started.size(); ++f)
+    for (size_t layer = 0; layer < started[f].size(); ++layer) {
+      const StepDecisions &a = started[f][layer][0], &b = switched[f][layer][0];
+      EXPECT_EQ(a.tokens, b.tokens) << "forward " << f << " layer " << layer;
+      EXPECT_EQ(a.selection.kv_head_pages, b.selection.kv_head_pages) << "forward " << f << " layer " << layer;
+      EXPECT_EQ(a.selection.row_pages, b.selection.row_pages) << "forward " << f << " layer " << layer;
+    }
+  // A real selection on a later step: fewer than dense's 6 pages for every KV head.
+  EXPECT_LT(started[1][0][0].selection.pages_loaded(), 6 * tiny().config.num_key_value_heads);
 }
 
 }  // namespace

@@ -29,6 +29,9 @@ struct ForwardOptions {
   DType kv_dtype = DType::bf16;   ///< KV cache storage; f32 for comparisons with references
   int prefill_chunk = 1024;       ///< tokens per prefill chunk, a multiple of block_size
   bool record_decisions = false;  ///< keep each forward's StepDecisions (backend-vs-backend tests)
+  /// Keep 8-bit page bounds in the cache (also when mode.bounds8 is off), so that
+  /// set_attention_mode may switch to a mode with bounds8 later.
+  bool keep_bounds8 = false;
 };
 
 /// Throws ArgumentError naming the bad field.

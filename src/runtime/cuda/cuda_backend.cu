@@ -242,7 +242,7 @@ void CudaBackend::set_attention_mode(const ModeConfig& mode) {
   next.mode = mode;
   validate(next, cfg_);
   LOSA_CHECK_ARG(!mode.bounds8 || cache_->config().keep_bounds8, "mode.bounds8",
-                 "needs a batch started with 8-bit bounds");
+                 "needs a batch started with 8-bit bounds (ForwardOptions::keep_bounds8)");
   const BlockShape shape{opt_.block_size, cfg_.num_attention_heads, cfg_.num_key_value_heads, cfg_.head_dim};
   auto engine = std::make_unique<lc::AttentionEngine>(shape, cache_->config(), mode);
   int max_pages = 1;

@@ -18,6 +18,9 @@
 namespace losa::cuda {
 namespace {
 
+// CTAs per SM each instance's register cap allows (launch() says which runs where).
+constexpr int kOneWaveCtasPerSm = 4, kManyWavesCtasPerSm = 5;  // head dim 128
+constexpr int kHeadDim64CtasPerSm = 6;
 std::atomic<int> forced_ctas_per_sm{0};
 
 // The positive and negative parts of two packed 16-bit floats (bf16 and f16 alike: bit 15 is
@@ -184,14 +187,15 @@ void launch(const QuestScoreParams& p, int row_tiles, int num_seqs, int max_page
   const bool pdl = programmatic_launch_enabled(/*on_by_default=*/true);
   if constexpr (D == 128) {
     const int forced = forced_ctas_per_sm;
-    const bool one_wave =
-        forced ? forced == 4 : static_cast<int64_t>(grid.x) * grid.y <= 4LL * multiprocessor_count();
+    const bool one_wave = forced ? forced == kOneWaveCtasPerSm
+                                 : static_cast<int64_t>(grid.x) * grid.y <=
+                                       static_cast<int64_t>(kOneWaveCtasPerSm) * multiprocessor_count();
     if (one_wave)
-      launch_kernel(quest_scores_kernel<T, D, 4>, grid, 128, 0, stream, p, pdl);
+      launch_kernel(quest_scores_kernel<T, D, kOneWaveCtasPerSm>, grid, 128, 0, stream, p, pdl);
     else
-      launch_kernel(quest_scores_kernel<T, D, 5>, grid, 128, 0, stream, p, pdl);
+      launch_kernel(quest_scores_kernel<T, D, kManyWavesCtasPerSm>, grid, 128, 0, stream, p, pdl);
   } else {
-    launch_kernel(quest_scores_kernel<T, D, 6>, grid, 128, 0, stream, p, pdl);
+    launch_kernel(quest_scores_kernel<T, D, kHeadDim64CtasPerSm>, grid, 128, 0, stream, p, pdl);
   }
   check_launch("quest_scores_kernel");
 }
@@ -199,7 +203,8 @@ void launch(const QuestScoreParams& p, int row_tiles, int num_seqs, int max_page
 }  // namespace
 
 void force_page_score_ctas_per_sm(int ctas) {
-  LOSA_CHECK_ARG(ctas == 0 || ctas == 4 || ctas == 5, "ctas", "must be 0 (automatic), 4 or 5, got ", ctas);
+  LOSA_CHECK_ARG(ctas == 0 || ctas == kOneWaveCtasPerSm || ctas == kManyWavesCtasPerSm, "ctas", "must be 0 (automatic), ",
+                 kOneWaveCtasPerSm, " or ", kManyWavesCtasPerSm, ", got ", ctas);
   forced_ctas_per_sm = ctas;
 }
 

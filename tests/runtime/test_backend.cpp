@@ -14,6 +14,24 @@ const Weights& tiny() {
   return w;
 }
 
+// 96 tokens of the reference's forward input (six pages of 16).
+std::vector<int32_t> prompt_of_96() {
+  const auto tokens = test::tiny_reference()["forward"]["bf16-sharded"]["tokens"].get<std::vector<int32_t>>();
+  std::vector<int32_t> prompt;
+  for (int i = 0; i < 96; ++i) prompt.push_back(tokens[i % 32]);
+  return prompt;
+}
+
+// LoSA with the two most changed tokens active and a budget of two pages.
+ModeConfig losa_top2() {
+  ModeConfig losa;
+  losa.mode = Mode::losa;
+  losa.budget_tokens = 32;
+  losa.active_rule = ActiveRule::top_k;
+  losa.k_active = 2;
+  return losa;
+}
+
 struct Steps {
   std::vector<std::vector<float>> logits;
   std::vector<ForwardDecisions> decisions;
@@ -22,9 +40,7 @@ struct Steps {
 // Two sequences (prefixes of 96 and 64 tokens, 6 and 4 pages): one block of B = 4 with three
 // denoising steps that unmask one position each, then the commit and a second block.
 Steps run(ModeConfig mode, const std::vector<ForwardDecisions>* replay) {
-  const auto tokens = test::tiny_reference()["forward"]["bf16-sharded"]["tokens"].get<std::vector<int32_t>>();
-  std::vector<int32_t> prompt;
-  for (int i = 0; i < 96; ++i) prompt.push_back(tokens[i % 32]);
+  const std::vector<int32_t> prompt = prompt_of_96();
   ForwardOptions opt;
   opt.block_size = 4;
   opt.mode = mode;
@@ -58,13 +74,8 @@ Steps run(ModeConfig mode, const std::vector<ForwardDecisions>* replay) {
 }
 
 TEST(RuntimeBackend, ReplayingOwnDecisionsReproducesTheRun) {
-  ModeConfig losa;
-  losa.mode = Mode::losa;
-  losa.budget_tokens = 32;
-  losa.active_rule = ActiveRule::top_k;
-  losa.k_active = 2;
-  const Steps first = run(losa, nullptr);
-  const Steps again = run(losa, &first.decisions);
+  const Steps first = run(losa_top2(), nullptr);
+  const Steps again = run(losa_top2(), &first.decisions);
   EXPECT_EQ(first.logits, again.logits);
   // The decisions are real choices: fewer tokens than the block on later steps, fewer pages.
   EXPECT_LT(first.decisions[1][0][0].tokens.size(), 4u);
@@ -128,9 +139,7 @@ TEST(RuntimeBackend, BadArgumentsAreNamed) {
   backend->start({{1, 2, 3, 4}}, {8}, opt);
   block[1] = 512;
   expect([&] { backend->commit(block.data(), nullptr); }, "tokens");  // outside the vocabulary
-  ModeConfig losa8;
-  losa8.mode = Mode::losa;
-  losa8.budget_tokens = 16;
+  ModeConfig losa8 = losa_top2();
   losa8.bounds8 = true;
   expect([&] { backend->set_attention_mode(losa8); }, "mode.bounds8");  // the cache has no 8-bit bounds
 }
@@ -138,15 +147,9 @@ TEST(RuntimeBackend, BadArgumentsAreNamed) {
 // A batch started in dense mode with keep_bounds8 may switch to a mode that scores with 8-bit
 // bounds, and then selects as a batch started in that mode does.
 TEST(RuntimeBackend, KeepBounds8LetsAModeSwitchToThem) {
-  ModeConfig losa8;
-  losa8.mode = Mode::losa;
-  losa8.budget_tokens = 32;
-  losa8.active_rule = ActiveRule::top_k;
-  losa8.k_active = 2;
+  ModeConfig losa8 = losa_top2();
   losa8.bounds8 = true;
-  const auto tokens = test::tiny_reference()["forward"]["bf16-sharded"]["tokens"].get<std::vector<int32_t>>();
-  std::vector<int32_t> prompt;
-  for (int i = 0; i < 96; ++i) prompt.push_back(tokens[i % 32]);
+  const std::vector<int32_t> prompt = prompt_of_96();
   auto decisions_of = [&](bool switch_later) {
     ForwardOptions opt;
     opt.block_size = 4;

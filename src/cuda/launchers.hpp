@@ -41,6 +41,10 @@ void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, int 
 void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, int row_tiles, int num_seqs,
                          int max_pages, cudaStream_t stream);
 void force_page_score_ctas_per_sm(int ctas);
+/// The CTAs of the head-dim-`head_dim` page-score instance chosen by `ctas_per_sm` (4 or 5) that
+/// the occupancy calculator lets one SM hold on this device; the dispatch sizes a wave by the
+/// instance's own count, so the two must agree. Head dim 64 has one instance (either count).
+int page_score_resident_ctas(DType dtype, int head_dim, int ctas_per_sm);
 /// Grid (num_kv_heads, num_seqs, rows_per_kv_head); the union's page lists come out of the same
 /// launch. max_pages <= topk_max_pages().
 void launch_topk(const TopKParams& p, int num_kv_heads, int num_seqs, int max_pages, cudaStream_t stream);

@@ -208,6 +208,29 @@ void force_page_score_ctas_per_sm(int ctas) {
   forced_ctas_per_sm = ctas;
 }
 
+namespace {
+template <typename T, int D>
+void resident_ctas(int ctas_per_sm, int* resident) {
+  auto occupancy = [&](auto kernel) {
+    LOSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(resident, kernel, 128, 0));
+  };
+  if constexpr (D == 128) {
+    if (ctas_per_sm == kOneWaveCtasPerSm) return occupancy(quest_scores_kernel<T, D, kOneWaveCtasPerSm>);
+    return occupancy(quest_scores_kernel<T, D, kManyWavesCtasPerSm>);
+  } else {
+    return occupancy(quest_scores_kernel<T, D, kHeadDim64CtasPerSm>);
+  }
+}
+}  // namespace
+
+int page_score_resident_ctas(DType dtype, int head_dim, int ctas_per_sm) {
+  LOSA_CHECK_ARG(ctas_per_sm == kOneWaveCtasPerSm || ctas_per_sm == kManyWavesCtasPerSm, "ctas_per_sm",
+                 "must name an instance (", kOneWaveCtasPerSm, " or ", kManyWavesCtasPerSm, "), got ", ctas_per_sm);
+  int resident = 0;
+  LOSA_DISPATCH_DTYPE_HEAD_DIM(dtype, head_dim, resident_ctas, ctas_per_sm, &resident);
+  return resident;
+}
+
 void launch_quest_scores(DType dtype, int head_dim, const QuestScoreParams& p, int row_tiles, int num_seqs,
                          int max_pages, cudaStream_t stream) {
   if (max_pages == 0) return;

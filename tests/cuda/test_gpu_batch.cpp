@@ -226,9 +226,13 @@ TEST(GpuBatch, SplitMergeAtEitherDepth) {
 // (check_quest_rows) and equal the reference's outputs, for QUEST and for LoSA's later steps.
 TEST(GpuBatch, PageScoresAtEitherRegisterBudget) {
   EXPECT_THROW(cuda::force_page_score_ctas_per_sm(3), ArgumentError);
+  EXPECT_THROW(cuda::page_score_resident_ctas(DType::bf16, 128, 6), ArgumentError);
   LOSA_REQUIRE_GPU();
   for (int ctas : {5, 4}) {
     SCOPED_TRACE("page-score CTAs per SM: " + std::to_string(ctas));
+    // The dispatch sizes one wave by each instance's count: the device must hold that many.
+    for (DType dtype : {DType::bf16, DType::f16})
+      EXPECT_EQ(cuda::page_score_resident_ctas(dtype, 128, ctas), ctas) << dtype_name(dtype);
     const test::ScopedForce forced(cuda::force_page_score_ctas_per_sm, ctas);
     check_batch_against_singles_and_cpu(mode_of(Mode::quest));
     check_batch_against_singles_and_cpu(mode_of(Mode::losa));

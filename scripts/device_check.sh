@@ -19,7 +19,7 @@ for suite in losa_gpu_tests losa_gpu_runtime_tests; do
 done
 [ "${LOSA_SKIP_SANITIZER:-0}" = 1 ] && exit 0
 # The largest prefixes add length, not code paths; they are left out of the sanitizer runs.
-small="$filter-*L12000*:*L4100*:*L1000_*:*L9000*:*L3000*:*GpuSmallMemory*"
+small="$filter-*L12000*:*L4100*:*L1000_*:*L9000*:*L3000*:*GpuAttentionStages*"
 for tool in memcheck racecheck; do
   timeout ${LOSA_SANITIZER_TIMEOUT:-900} compute-sanitizer --tool $tool --error-exitcode 9 "$bin/losa_gpu_tests" \
     --gtest_filter="$small" --gtest_brief=1 > "$OUT/sanitizer_$tool.log" 2>&1

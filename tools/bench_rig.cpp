@@ -5,6 +5,8 @@
 #include <cstring>
 #include <numeric>
 
+#include <nvtx3/nvToolsExt.h>
+
 #include "gpu_timer.hpp"
 
 namespace losa::tools {
@@ -152,6 +154,16 @@ struct Graph {
     if (exec) cudaGraphExecDestroy(exec);
   }
 };
+// Names the timed replays for a profiler (ncu --nvtx --nvtx-include "batch losa b=256 k=4/" picks
+// one measurement's kernels); without a profiler attached the calls do nothing.
+class NvtxRange {
+ public:
+  explicit NvtxRange(const std::string& name) { nvtxRangePushA(name.c_str()); }
+  ~NvtxRange() { nvtxRangePop(); }
+  NvtxRange(const NvtxRange&) = delete;
+  NvtxRange& operator=(const NvtxRange&) = delete;
+};
+
 // Steps run directly before the repeating kind: LoSA's step 0, SparseD's full steps and switch.
 int warm_steps(const ModeConfig& mode) {
   if (mode.mode == Mode::sparsed) return sparsed_full_steps(mode);
@@ -193,13 +205,16 @@ Measurement BenchRig::time_steady_step(const std::string& label, const ModeConfi
   }
   EventPair ev;
   std::vector<double> times;
-  for (int it = 0; it < warmup + reps; ++it) {
-    load_step(warm + 1 + it % 2);  // changed queries at every replay
-    ev.start(stream_);
-    LOSA_CUDA_CHECK(cudaGraphLaunch(g.exec, stream_));
-    ev.stop(stream_);
-    LOSA_CUDA_CHECK(cudaStreamSynchronize(stream_));
-    if (it >= warmup) times.push_back(ev.micros() / m.layers);
+  {
+    const NvtxRange range((num_seqs() > 1 ? "batch " : "single ") + label);
+    for (int it = 0; it < warmup + reps; ++it) {
+      load_step(warm + 1 + it % 2);  // changed queries at every replay
+      ev.start(stream_);
+      LOSA_CUDA_CHECK(cudaGraphLaunch(g.exec, stream_));
+      ev.stop(stream_);
+      LOSA_CUDA_CHECK(cudaStreamSynchronize(stream_));
+      if (it >= warmup) times.push_back(ev.micros() / m.layers);
+    }
   }
   m.time_us = median(times);
   std::sort(times.begin(), times.end());

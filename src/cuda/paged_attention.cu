@@ -80,16 +80,34 @@ void launch(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
 }
 }  // namespace
 
+namespace {
+// The larger CTA's footprint decides.
+template <typename T, int D>
+bool three_stages_fit() {
+  return shared_memory_per_block_optin() >= PagedAttentionConfig<T, D, 3, 8>::kSmemBytes;
+}
+}  // namespace
+
 void force_attention_stages(int stages) {
   LOSA_CHECK_ARG(stages == 0 || stages == 2 || stages == 3, "stages", "must be 0 (automatic), 2 or 3, got ", stages);
+  if (stages == 3) {
+    const bool fits = three_stages_fit<__nv_bfloat16, 128>();
+    const int needed = PagedAttentionConfig<__nv_bfloat16, 128, 3, 8>::kSmemBytes;
+    LOSA_CHECK_ARG(fits, "stages", "3 needs ", needed,
+                   " bytes of shared memory per block at head dim 128; this device allows ",
+                   shared_memory_per_block_optin());
+  }
   forced_stages = stages;
 }
 
 template <typename T, int D>
 int attention_stages() {
   if (forced_stages != 0) return forced_stages;
-  // The larger CTA's footprint decides.
-  return shared_memory_per_block_optin() >= PagedAttentionConfig<T, D, 3, 8>::kSmemBytes ? 3 : 2;
+  // Head dim 128: 2 stages at 2 CTAs per SM (registers hold it there either way) beat 3 on the
+  // H100 everywhere measured (bench/NOTES.md, eleventh round: dense 64K B = 4 -5%, B = 16 -3%,
+  // QUEST -5%, the batch -2 to -4%; B = 32 and 64 equal), and they are what sm_86/89 can hold.
+  if constexpr (D == 128) return 2;
+  return three_stages_fit<T, D>() ? 3 : 2;
 }
 
 int attention_stages(DType dtype, int head_dim) {

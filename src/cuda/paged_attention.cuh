@@ -28,9 +28,8 @@ template <typename T, int D, int Stages, int Warps = 4>
 struct PagedAttentionConfig {
   static constexpr int kThreads = 32 * Warps;
   static constexpr int kRows = 16 * Warps;
-  // Three stages keep two tiles (64 KB for D = 128) in flight per CTA while one is consumed;
-  // with 2 CTAs per SM that is ~256 KB in flight per SM, well above what the HBM latency needs.
-  // Cards whose opt-in shared memory is below 3 stages' (sm_86/89: 99 KB) get 2 stages.
+  // Stages: attention_stages() says which runs where (2 at head dim 128, measured faster than 3
+  // at the same 2 CTAs per SM; 3 at head dim 64 where the device allows).
   static constexpr int kStages = Stages;
   // Page-table entries staged in shared memory at once: lookups happen before the pipeline, not
   // inside it (a dependent global load per tile would stall the copies).
@@ -123,17 +122,10 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
     auto issue = [&](int i) {
       const int first = i * tile_pages;
       const int npages = min(tile_pages, entries - first);
-      size_t offset[4];
-      int valid[4];
-#pragma unroll
-      for (int ps = 0; ps < 4; ++ps) {
-        const bool in = ps < npages;
-        offset[ps] = in ? window[first + ps].offset : 0;
-        valid[ps] = in ? window[first + ps].valid : 0;
-      }
       char* k_tile = tiles + (i % Cfg::kStages) * 2 * Cfg::kTileBytes;
-      load_kv_pages_async<T, D, Cfg::kThreads>(k_tile, k_tile + Cfg::kTileBytes, keys, values, offset,
-                                               valid, log2_page);
+      load_kv_pages_async<T, D, Cfg::kThreads>(
+          k_tile, k_tile + Cfg::kTileBytes, keys, values,
+          [&](int ps) { return ps < npages ? window[first + ps] : WindowPage{0, 0, 0}; }, log2_page);
     };
 #pragma unroll
     for (int i = 0; i < Cfg::kStages - 1; ++i) {

@@ -36,14 +36,15 @@ __device__ __forceinline__ void load_tile_async(char* tile, const void* any_vali
 }
 
 /// Issues the cp.async copies of one 64-token K tile and V tile gathered from up to four pages
-/// (page size 16, 32 or 64). page_offset[ps]: element offset of page slot ps's [P, D] block in
-/// keys/values; valid[ps]: its valid tokens (0 for a slot past the list). Each thread copies a
+/// (page size 16, 32 or 64). page_slot(ps) gives page slot ps's element offset of its [P, D]
+/// block in keys/values and its valid tokens (0 for a slot past the list), as `.offset` and
+/// `.valid`; it is asked per row step (a shared-memory read in the attention kernel) rather than
+/// taken as arrays, which would hold 12 registers through the main loop. Each thread copies a
 /// fixed 16-byte column of rows r0, r0 + R, ... (R a multiple of 8), so its swizzled shared
 /// address is fixed per row step and only the page and slot vary: a few instructions per copy.
-template <typename T, int D, int kThreads>
+template <typename T, int D, int kThreads, typename PageSlot>
 __device__ __forceinline__ void load_kv_pages_async(char* k_tile, char* v_tile, const T* keys,
-                                                    const T* values, const size_t (&page_offset)[4],
-                                                    const int (&valid)[4], int log2_page) {
+                                                    const T* values, PageSlot&& page_slot, int log2_page) {
   using S = TileShape<T, D>;
   constexpr int kRowsPerPass = kThreads / S::kRowChunks;
   static_assert(kRowsPerPass % 8 == 0, "the swizzle assumes rows stepping by multiples of 8");
@@ -55,10 +56,9 @@ __device__ __forceinline__ void load_kv_pages_async(char* k_tile, char* v_tile, 
   for (int i = 0; i < kTileRows / kRowsPerPass; ++i) {
     const int row = r0 + i * kRowsPerPass;
     const int ps = row >> log2_page, slot = row & page_mask;
-    const size_t off = ps == 0 ? page_offset[0] : ps == 1 ? page_offset[1] : ps == 2 ? page_offset[2] : page_offset[3];
-    const int len = ps == 0 ? valid[0] : ps == 1 ? valid[1] : ps == 2 ? valid[2] : valid[3];
-    const bool ok = slot < len;
-    const size_t e = ok ? off + static_cast<size_t>(slot) * D + chunk * 8 : 0;
+    const auto page = page_slot(ps);
+    const bool ok = slot < page.valid;
+    const size_t e = ok ? page.offset + static_cast<size_t>(slot) * D + chunk * 8 : 0;
     const uint32_t dst = i * kRowsPerPass * S::kRowChunks * 16;
     cp_async_16(k_base + dst, keys + e, ok ? 16 : 0);
     cp_async_16(v_base + dst, values + e, ok ? 16 : 0);

@@ -405,13 +405,22 @@ TEST(GpuBatchErrors, BadArgumentsAreRefusedBeforeAnythingRuns) {
 }
 
 // Both pipeline depths of the attention kernel (2 stages: the default at head dim 128 and all
-// that sm_86/89 hold; 3: the default at head dim 64), each at 64 rows a CTA (4 warps, B = 16)
-// and 128 (8 warps, B = 32), against the reference. A device that cannot hold 3 stages refuses
-// them (said here, not counted as run).
+// that sm_86/89 hold; 3: the default at head dim 64), against the reference, with every row
+// count a CTA meets: 64 rows on 4 warps and 128 on 8 (B = 16 and 32 dense and QUEST), a 4-warp
+// CTA with one busy warp (B = 4 dense: 16 rows; LoSA at B = 16 with 4 active tokens), and an
+// 8-warp CTA with one or two (LoSA at B = 32 with 2 and 8 active tokens: 8 and 32 rows). A
+// device that cannot hold 3 stages refuses them (said here, not counted as run).
 TEST(GpuAttentionStages, EitherPipelineDepthMatchesReference) {
   EXPECT_THROW(cuda::force_attention_stages(4), ArgumentError);
   LOSA_REQUIRE_GPU();
   test::RandomCache rc = test::make_random_cache(3000, 8, 128, 16, DType::bf16, 12, 2.0f);
+  struct Case {
+    int block;
+    Mode mode;
+    int k_active;  // LoSA's active tokens (top-k rule); 0 for the other modes
+  };
+  const Case cases[] = {{16, Mode::dense, 0}, {16, Mode::quest, 0}, {32, Mode::dense, 0}, {32, Mode::quest, 0},
+                        {4, Mode::dense, 0},  {32, Mode::losa, 2},  {32, Mode::losa, 8}, {16, Mode::losa, 4}};
   for (int stages : {2, 3}) {
     std::optional<test::ScopedForce> forced;
     try {
@@ -421,19 +430,26 @@ TEST(GpuAttentionStages, EitherPipelineDepthMatchesReference) {
       continue;
     }
     ASSERT_EQ(cuda::attention_stages(DType::bf16, 128), stages);
-    for (int block : {16, 32}) {
-      const BlockShape shape{block, 32, 8, 128};
-      for (Mode m : {Mode::dense, Mode::quest}) {
-        SCOPED_TRACE(std::to_string(stages) + " stages, B = " + std::to_string(block) + ", " + mode_name(m));
-        const auto r = test::run_side_by_side(rc.cache, shape, mode_of(m), 1, [&](int) {
-          return test::StepInputs{
-              test::rounded(test::random_vector(static_cast<size_t>(shape.num_rows()) * 128, 3, 1.5f), DType::bf16),
-              test::rounded(test::random_vector(static_cast<size_t>(block) * 8 * 128, 4), DType::bf16),
-              test::rounded(test::random_vector(static_cast<size_t>(block) * 8 * 128, 5), DType::bf16)};
-        });
-        EXPECT_LT(r.max_err_o, kTolOut);
-        EXPECT_LT(r.max_row_err_o, kTolRow);
+    for (const Case& c : cases) {
+      SCOPED_TRACE(std::to_string(stages) + " stages, B = " + std::to_string(c.block) + ", " + mode_name(c.mode) +
+                   (c.k_active ? ", " + std::to_string(c.k_active) + " active" : std::string()));
+      const BlockShape shape{c.block, 32, 8, 128};
+      ModeConfig mode = mode_of(c.mode);
+      if (c.mode == Mode::losa) {
+        mode.active_rule = ActiveRule::top_k;
+        mode.k_active = c.k_active;
       }
+      const int steps = c.mode == Mode::losa ? 3 : 1;  // LoSA: step 0 is dense, later steps sparse
+      const auto r = test::run_side_by_side(rc.cache, shape, mode, steps, [&](int t) {
+        return test::StepInputs{
+            test::rounded(test::random_vector(static_cast<size_t>(shape.num_rows()) * 128, 3 + 10 * t, 1.5f),
+                          DType::bf16),
+            test::rounded(test::random_vector(static_cast<size_t>(c.block) * 8 * 128, 4 + 10 * t), DType::bf16),
+            test::rounded(test::random_vector(static_cast<size_t>(c.block) * 8 * 128, 5 + 10 * t), DType::bf16)};
+      });
+      EXPECT_EQ(r.steps, steps);
+      EXPECT_LT(r.max_err_o, kTolOut);
+      EXPECT_LT(r.max_row_err_o, kTolRow);
     }
   }
 }

@@ -46,6 +46,7 @@ ModeConfig base_mode(Mode m, const BenchOptions& opt) {
   c.mode = m;
   c.steps_per_block = 16;
   c.sparsed_skip = opt.sparsed_skip;
+  c.attend = opt.attend == "union" ? Attend::union_ : Attend::own;
   return c;
 }
 
@@ -110,6 +111,8 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
   if (opt.force_splits < 0 || opt.force_splits > cuda::kMaxAttentionSplits)
     bad_flag("--splits", "must be in [0, " + std::to_string(cuda::kMaxAttentionSplits) +
                              "] (0: the plan's choice), got " + std::to_string(opt.force_splits));
+  if (opt.attend != "own" && opt.attend != "union")
+    bad_flag("--attend", "must be own or union, got '" + opt.attend + "'");
   if (opt.force_stages != 0 && opt.force_stages != 2 && opt.force_stages != 3)
     bad_flag("--attention-stages", "must be 0 (the device's choice), 2 or 3, got " + std::to_string(opt.force_stages));
   if (cuda::device_count() == 0)
@@ -130,6 +133,7 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
               {"command", command_line},
               {"copy_bandwidth_GBps", copy_gbps},
               {"forced_splits", opt.force_splits},
+              {"attend", opt.attend},
               {"attention_pipeline_stages", cuda::attention_stages(DType::bf16, 128)},
               {"shape", {{"num_q_heads", 32}, {"num_kv_heads", 8}, {"head_dim", 128}, {"page_size", 16}, {"dtype", "bf16"}}},
               {"method", "per layer-step: median of CUDA-graph replays (events) after warm-up; a graph holds as many "

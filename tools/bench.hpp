@@ -36,6 +36,7 @@ struct BenchOptions {
   int model_layers = 36;
   bool bounds8 = true;  ///< also LoSA and QUEST with 8-bit bounds at the headline configuration
   int force_splits = 0;  ///< attention splits of every engine (0: the plan's)
+  std::string attend = "own";  ///< own (each row its selected pages) or union, for QUEST, LoSA and SparseD
   int force_stages = 0;  ///< the attention kernel's pipeline stages, 2 or 3 (0: the device's choice)
 };
 

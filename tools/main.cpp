@@ -104,6 +104,8 @@ int main(int argc, char** argv) {
   bench_cmd->add_flag("!--no-bounds8", bench.bounds8, "skip the 8-bit bounds rows");
   bench_cmd->add_option("--splits", bench.force_splits, "attention splits of every engine (0: the plan's)")
       ->capture_default_str();
+  bench_cmd->add_option("--attend", bench.attend, "selecting modes' rows attend their own pages (own) or the union")
+      ->capture_default_str();
   bench_cmd->add_option("--attention-stages", bench.force_stages,
                         "pipeline stages of the attention kernel, 2 or 3 (0: the engine's choice for the device and head dim)")
       ->capture_default_str();

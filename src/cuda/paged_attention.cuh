@@ -133,6 +133,22 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
       cp_async_commit();
     }
     for (int i = 0; i < num_tiles; ++i) {
+      const int first = i * tile_pages;
+      const int npages = min(tile_pages, entries - first);
+      // The rows' mask words for this tile's pages (own selections: a global load per page and
+      // row) are requested before the wait for its K/V, so that their round trip overlaps that
+      // wait instead of following it in the tile's chain. Bit ps: page slot ps allowed.
+      uint32_t allowed_lo = 0xfu, allowed_hi = 0xfu;
+      if (mask_lo || mask_hi) {
+        allowed_lo = allowed_hi = 0;
+#pragma unroll
+        for (int ps = 0; ps < kTileRows / 16; ++ps) {
+          if (ps >= npages) continue;
+          const int logical = window[first + ps].logical;
+          if (!mask_lo || (mask_lo[logical >> 5] >> (logical & 31) & 1u)) allowed_lo |= 1u << ps;
+          if (!mask_hi || (mask_hi[logical >> 5] >> (logical & 31) & 1u)) allowed_hi |= 1u << ps;
+        }
+      }
       cp_async_wait<Cfg::kStages - 2>();
       __syncthreads();  // tile i landed for every thread; tile i-1's stage is free
       if (i + Cfg::kStages - 1 < num_tiles) issue(i + Cfg::kStages - 1);
@@ -147,8 +163,6 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
 
       // Which of this lane's columns are real tokens the row may attend to. The common case, a
       // tile of full pages and no per-row mask, needs no check per element.
-      const int first = i * tile_pages;
-      const int npages = min(tile_pages, entries - first);
       float tile_max[2] = {-INFINITY, -INFINITY};
       const bool full_tile = npages == tile_pages && window[first + npages - 1].valid == P &&
                              (window[first + npages - 1].logical + 1) * P <= cta_limit_min;
@@ -161,30 +175,31 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
             tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
           }
       } else {
-        int valid_len[kTileRows / 16], page_start[kTileRows / 16];  // per page slot (at most four)
-        uint32_t allowed_lo = 0, allowed_hi = 0;  // bit ps: page slot ps allowed for the row
+        // Pages are >= 16 tokens, so each 8-column fragment j lies in one page slot: its slot,
+        // length, start and the rows' allowed bits are looked up once per fragment, not per element.
 #pragma unroll
-        for (int ps = 0; ps < kTileRows / 16; ++ps) {
-          valid_len[ps] = ps < npages ? window[first + ps].valid : 0;
-          page_start[ps] = ps < npages ? window[first + ps].logical * P : 0;
-          if (ps >= npages) continue;
-          const int logical = window[first + ps].logical;
-          if (!mask_lo || (mask_lo[logical >> 5] >> (logical & 31) & 1u)) allowed_lo |= 1u << ps;
-          if (!mask_hi || (mask_hi[logical >> 5] >> (logical & 31) & 1u)) allowed_hi |= 1u << ps;
-        }
+        for (int j = 0; j < 8; ++j) {
+          const int ps = (8 * j) >> log2_page;  // the same for every lane
+          const bool lo_ok = (allowed_lo >> ps) & 1u, hi_ok = (allowed_hi >> ps) & 1u;
+          if (full_tile) {  // masks only
 #pragma unroll
-        for (int j = 0; j < 8; ++j)
+            for (int e = 0; e < 4; ++e) {
+              s[j][e] = (e < 2 ? lo_ok : hi_ok) ? s[j][e] * p.scale_log2 : -INFINITY;
+              tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
+            }
+            continue;
+          }
+          const bool in = ps < npages;
+          const int len = in ? window[first + ps].valid : 0;
+          const int start = in ? window[first + ps].logical * P : 0;
 #pragma unroll
           for (int e = 0; e < 4; ++e) {
-            const int col = 8 * j + 2 * t + (e & 1);
-            const int ps = col >> log2_page;
-            const int len = ps == 0 ? valid_len[0] : ps == 1 ? valid_len[1] : ps == 2 ? valid_len[2] : valid_len[3];
-            const int start = ps == 0 ? page_start[0] : ps == 1 ? page_start[1] : ps == 2 ? page_start[2] : page_start[3];
-            const bool ok = (col & (P - 1)) < len && (((e < 2 ? allowed_lo : allowed_hi) >> ps) & 1u) &&
-                            start + (col & (P - 1)) < (e < 2 ? limit_lo : limit_hi);
+            const int off = (8 * j + 2 * t + (e & 1)) & (P - 1);  // token within the page
+            const bool ok = off < len && (e < 2 ? lo_ok : hi_ok) && start + off < (e < 2 ? limit_lo : limit_hi);
             s[j][e] = ok ? s[j][e] * p.scale_log2 : -INFINITY;
             tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
           }
+        }
       }
       float m_use[2];
 #pragma unroll

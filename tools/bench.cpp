@@ -117,7 +117,11 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
     bad_flag("--attention-stages", "must be 0 (the device's choice), 2 or 3, got " + std::to_string(opt.force_stages));
   if (cuda::device_count() == 0)
     throw std::runtime_error("losa bench: no CUDA device here; the benchmark needs a GPU");
-  cuda::force_attention_stages(opt.force_stages);  // before any plan: the plan sizes splits by it
+  try {
+    cuda::force_attention_stages(opt.force_stages);  // before any plan: the plan sizes splits by it
+  } catch (const ArgumentError& e) {
+    bad_flag("--attention-stages", reason_of(e));
+  }
   std::ofstream json_out = open_output(opt.json_path, "--json");  // an unwritable path fails now
   cudaDeviceProp prop{};
   LOSA_CUDA_CHECK(cudaGetDeviceProperties(&prop, 0));

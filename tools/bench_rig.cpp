@@ -154,8 +154,8 @@ struct Graph {
     if (exec) cudaGraphExecDestroy(exec);
   }
 };
-// Names the timed replays for a profiler (ncu --nvtx --nvtx-include "batch losa b=256 k=4/" picks
-// one measurement's kernels); without a profiler attached the calls do nothing.
+// Names a measurement's replays, warm-up and timed, for a profiler (ncu --nvtx --nvtx-include
+// "batch losa b=256 k=4/" picks its kernels); without a profiler attached the calls do nothing.
 class NvtxRange {
  public:
   explicit NvtxRange(const std::string& name) { nvtxRangePushA(name.c_str()); }

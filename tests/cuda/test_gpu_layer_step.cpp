@@ -136,6 +136,17 @@ TEST_P(GpuModeTest, DenseOneSplit) {
   o.force_num_splits = 1;
   check(make_mode(Mode::dense), 1, o);
 }
+// One split with own selections: each row's mask across every page window of its list (SparseD
+// keeping 0.6 of the pages: 450 of 750 at 12,000 tokens, past one window's 256; QUEST's union
+// of 3-page rows stays within one).
+TEST_P(GpuModeTest, OwnSelectionsOneSplit) {
+  cuda::EngineOptions o;
+  o.force_num_splits = 1;
+  check(make_mode(Mode::quest), 2, o);
+  ModeConfig m = make_mode(Mode::sparsed);
+  m.sparsed_select = 0.6;
+  check(m, 5, o);
+}
 TEST_P(GpuModeTest, SparsedUnion) {
   ModeConfig m = make_mode(Mode::sparsed);
   m.attend = Attend::union_;

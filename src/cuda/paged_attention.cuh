@@ -29,7 +29,7 @@ struct PagedAttentionConfig {
   static constexpr int kThreads = 32 * Warps;
   static constexpr int kRows = 16 * Warps;
   // Stages: attention_stages() says which runs where (2 at head dim 128, measured faster than 3
-  // at the same 2 CTAs per SM; 3 at head dim 64 where the device allows).
+  // at the same residency; 3 at head dim 64 where the device allows).
   static constexpr int kStages = Stages;
   // Page-table entries staged in shared memory at once: lookups happen before the pipeline, not
   // inside it (a dependent global load per tile would stall the copies).

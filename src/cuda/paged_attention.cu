@@ -78,9 +78,7 @@ void launch(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
   with_instance<T, D>(p.max_rows,
                       [&](auto stages, auto warps) { launch_config<T, D, stages, warps>(p, num_seqs, stream); });
 }
-}  // namespace
 
-namespace {
 // The larger CTA's footprint decides.
 template <typename T, int D>
 bool three_stages_fit() {
@@ -104,8 +102,9 @@ template <typename T, int D>
 int attention_stages() {
   if (forced_stages != 0) return forced_stages;
   // Head dim 128: 2 stages beat 3 on the H100 everywhere measured at the same residency (the
-  // 4-warp instance's registers hold it at 2 CTAs per SM, the 8-warp one's at 1, either depth) (bench/NOTES.md, eleventh round: dense 64K B = 4 -5%, B = 16 -3%,
-  // QUEST -5%, the batch -2 to -4%; B = 32 and 64 equal), and they are what sm_86/89 can hold.
+  // 4-warp instance's registers hold it at 2 CTAs per SM, the 8-warp one's at 1, either depth;
+  // bench/NOTES.md, eleventh round: dense 64K B = 4 -5%, B = 16 -3%, QUEST -5%, the batch -2 to
+  // -4%; B = 32 and 64 equal), and they are what sm_86/89 can hold.
   if constexpr (D == 128) return 2;
   return three_stages_fit<T, D>() ? 3 : 2;
 }

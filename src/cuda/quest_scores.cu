@@ -181,23 +181,36 @@ __global__ void __launch_bounds__(128, MinCtasPerSm) quest_scores_kernel(const _
 // per SM) for a grid whose loading CTAs fit one wave at 4 per SM (one 64K prefix: 512 CTAs),
 // where they measured 0.5-1.5 us faster; 96 registers (5 per SM: more tiles of bounds in flight
 // per SM) for grids of several waves (8 x 32K: 2048 CTAs), 3-4 us faster. Head dim 64: 6 per SM.
+// fn(the kernel instance of `ctas_per_sm`): the one mapping from a count to an instance, for the
+// launch and the occupancy query alike. Head dim 64 has one instance, whatever the count.
+template <typename T, int D, typename Fn>
+void with_instance(int ctas_per_sm, Fn&& fn) {
+  if constexpr (D == 128) {
+    if (ctas_per_sm == kOneWaveCtasPerSm) fn(quest_scores_kernel<T, D, kOneWaveCtasPerSm>);
+    else fn(quest_scores_kernel<T, D, kManyWavesCtasPerSm>);
+  } else {
+    fn(quest_scores_kernel<T, D, kHeadDim64CtasPerSm>);
+  }
+}
+
 template <typename T, int D>
 void launch(const QuestScoreParams& p, int row_tiles, int num_seqs, int max_pages, cudaStream_t stream) {
   const dim3 grid(ceil_div(max_pages, kTileRows), num_seqs * p.kv.num_kv_heads, row_tiles);
   const bool pdl = programmatic_launch_enabled(/*on_by_default=*/true);
-  if constexpr (D == 128) {
-    const int forced = forced_ctas_per_sm;
-    const bool one_wave = forced ? forced == kOneWaveCtasPerSm
-                                 : static_cast<int64_t>(grid.x) * grid.y <=
-                                       static_cast<int64_t>(kOneWaveCtasPerSm) * multiprocessor_count();
-    if (one_wave)
-      launch_kernel(quest_scores_kernel<T, D, kOneWaveCtasPerSm>, grid, 128, 0, stream, p, pdl);
-    else
-      launch_kernel(quest_scores_kernel<T, D, kManyWavesCtasPerSm>, grid, 128, 0, stream, p, pdl);
-  } else {
-    launch_kernel(quest_scores_kernel<T, D, kHeadDim64CtasPerSm>, grid, 128, 0, stream, p, pdl);
-  }
+  int ctas = forced_ctas_per_sm;
+  if (ctas == 0)
+    ctas = static_cast<int64_t>(grid.x) * grid.y <= static_cast<int64_t>(kOneWaveCtasPerSm) * multiprocessor_count()
+               ? kOneWaveCtasPerSm
+               : kManyWavesCtasPerSm;
+  with_instance<T, D>(ctas, [&](auto kernel) { launch_kernel(kernel, grid, 128, 0, stream, p, pdl); });
   check_launch("quest_scores_kernel");
+}
+
+template <typename T, int D>
+void resident_ctas(int ctas_per_sm, int* resident) {
+  with_instance<T, D>(ctas_per_sm, [&](auto kernel) {
+    LOSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(resident, kernel, 128, 0));
+  });
 }
 
 }  // namespace
@@ -207,21 +220,6 @@ void force_page_score_ctas_per_sm(int ctas) {
                  kOneWaveCtasPerSm, " or ", kManyWavesCtasPerSm, ", got ", ctas);
   forced_ctas_per_sm = ctas;
 }
-
-namespace {
-template <typename T, int D>
-void resident_ctas(int ctas_per_sm, int* resident) {
-  auto occupancy = [&](auto kernel) {
-    LOSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(resident, kernel, 128, 0));
-  };
-  if constexpr (D == 128) {
-    if (ctas_per_sm == kOneWaveCtasPerSm) return occupancy(quest_scores_kernel<T, D, kOneWaveCtasPerSm>);
-    return occupancy(quest_scores_kernel<T, D, kManyWavesCtasPerSm>);
-  } else {
-    return occupancy(quest_scores_kernel<T, D, kHeadDim64CtasPerSm>);
-  }
-}
-}  // namespace
 
 int page_score_resident_ctas(DType dtype, int head_dim, int ctas_per_sm) {
   LOSA_CHECK_ARG(ctas_per_sm == kOneWaveCtasPerSm || ctas_per_sm == kManyWavesCtasPerSm, "ctas_per_sm",

@@ -64,9 +64,12 @@ struct Table {
     for (const Measurement& m : ms) {
       const double bytes = static_cast<double>(m.bytes());
       const double gbps = bytes / (m.time_us * 1e3), floor_us = bytes / (copy_gbps * 1e3);
-      std::printf("%7d %3d %2d  %-28s %10.1f %8.2f%% %7.1f %9.1f %8.0f %9.1f %8.2fx\n", L, B, m.num_seqs,
+      // Without a dense row (--modes without dense) there is no ratio: "-", not "nanx".
+      char ratio[16] = "-";
+      if (!std::isnan(dense_us)) std::snprintf(ratio, sizeof ratio, "%.2fx", dense_us / m.time_us);
+      std::printf("%7d %3d %2d  %-28s %10.1f %8.2f%% %7.1f %9.1f %8.0f %9.1f %9s\n", L, B, m.num_seqs,
                   m.label.c_str(), m.time_us, 100.0 * m.density(), m.active_tokens(), bytes / 1e6, gbps, floor_us,
-                  dense_us / m.time_us);
+                  ratio);
       json r = {{"config", config},          {"prefix_len", L},
                 {"block_size", B},           {"num_seqs", m.num_seqs},
                 {"mode", mode_name(m.mode.mode)}, {"label", m.label},

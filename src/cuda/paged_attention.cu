@@ -28,61 +28,74 @@ namespace {
 
 /// Above 48 KB a kernel needs an explicit opt-in; once per instance, outside any capture (the
 /// plan's occupancy query comes first).
-template <typename T, int D, int Stages, int Warps>
+template <typename T, int D, int Stages, int Warps, bool Masked>
 void opt_in_smem() {
-  using Cfg = PagedAttentionConfig<T, D, Stages, Warps>;
-  static const cudaError_t attr = cudaFuncSetAttribute(
-      paged_attention_kernel<T, D, Stages, Warps>, cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked>;
+  static const cudaError_t attr = cudaFuncSetAttribute(paged_attention_kernel<T, D, Stages, Warps, Masked>,
+                                                       cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   LOSA_CUDA_CHECK(attr);
 }
 
-template <typename T, int D, int Stages, int Warps>
+template <typename T, int D, int Stages, int Warps, bool Masked>
 int resident_per_sm() {
-  using Cfg = PagedAttentionConfig<T, D, Stages, Warps>;
-  opt_in_smem<T, D, Stages, Warps>();
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked>;
+  opt_in_smem<T, D, Stages, Warps, Masked>();
   int blocks = 0;
-  LOSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&blocks, paged_attention_kernel<T, D, Stages, Warps>,
-                                                                Cfg::kThreads, Cfg::kSmemBytes));
+  LOSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
+      &blocks, paged_attention_kernel<T, D, Stages, Warps, Masked>, Cfg::kThreads, Cfg::kSmemBytes));
   return std::max(1, blocks);
 }
 
-template <typename T, int D, int Stages, int Warps>
+template <typename T, int D, int Stages, int Warps, bool Masked>
 void launch_config(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
-  using Cfg = PagedAttentionConfig<T, D, Stages, Warps>;
-  opt_in_smem<T, D, Stages, Warps>();
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked>;
+  opt_in_smem<T, D, Stages, Warps, Masked>();
   const dim3 grid(ceil_div(p.max_rows, Cfg::kRows), p.num_splits, num_seqs * p.kv.num_kv_heads);
-  launch_kernel(paged_attention_kernel<T, D, Stages, Warps>, grid, Cfg::kThreads, Cfg::kSmemBytes, stream, p);
+  launch_kernel(paged_attention_kernel<T, D, Stages, Warps, Masked>, grid, Cfg::kThreads, Cfg::kSmemBytes, stream, p);
   check_launch("paged_attention_kernel");
 }
 
-/// The one choice of the kernel instance for max_rows rows on this device: fn(stages, warps) as
-/// std::integral_constant, so that the plan's occupancy query and the launch see the same one.
+/// The one choice of the kernel instance for max_rows rows (masked or not) on this device:
+/// fn(stages, warps, masked) as std::integral_constant, so that the plan's occupancy query and
+/// the launch see the same one.
 template <typename T, int D, typename Fn>
-void with_instance(int max_rows, Fn&& fn) {
+void with_instance(int max_rows, bool masked, Fn&& fn) {
   const bool wide = attention_rows_per_cta(max_rows) == 128;
+  auto with_mask = [&](auto stages, auto warps) {
+    if (masked) fn(stages, warps, std::true_type{});
+    else fn(stages, warps, std::false_type{});
+  };
   auto with_warps = [&](auto stages) {
-    if (wide) fn(stages, std::integral_constant<int, 8>{});
-    else fn(stages, std::integral_constant<int, 4>{});
+    if (wide) with_mask(stages, std::integral_constant<int, 8>{});
+    else with_mask(stages, std::integral_constant<int, 4>{});
   };
   if (attention_stages<T, D>() == 3) with_warps(std::integral_constant<int, 3>{});
   else with_warps(std::integral_constant<int, 2>{});
 }
 
+/// One plan serves the dense step (unmasked) and the sparse ones (masked or not): the fewer
+/// resident CTAs of the two instances decide its splits.
 template <typename T, int D>
 void resident_ctas_per_sm(int max_rows, int& out) {
-  with_instance<T, D>(max_rows, [&](auto stages, auto warps) { out = resident_per_sm<T, D, stages, warps>(); });
+  int unmasked = 0, masked = 0;
+  with_instance<T, D>(max_rows, false,
+                      [&](auto stages, auto warps, auto m) { unmasked = resident_per_sm<T, D, stages, warps, m>(); });
+  with_instance<T, D>(max_rows, true,
+                      [&](auto stages, auto warps, auto m) { masked = resident_per_sm<T, D, stages, warps, m>(); });
+  out = std::min(unmasked, masked);
 }
 
 template <typename T, int D>
 void launch(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
-  with_instance<T, D>(p.max_rows,
-                      [&](auto stages, auto warps) { launch_config<T, D, stages, warps>(p, num_seqs, stream); });
+  with_instance<T, D>(p.max_rows, p.mask.bits != nullptr, [&](auto stages, auto warps, auto masked) {
+    launch_config<T, D, stages, warps, masked>(p, num_seqs, stream);
+  });
 }
 
-// The larger CTA's footprint decides.
+// The largest CTA's footprint decides.
 template <typename T, int D>
 bool three_stages_fit() {
-  return shared_memory_per_block_optin() >= PagedAttentionConfig<T, D, 3, 8>::kSmemBytes;
+  return shared_memory_per_block_optin() >= PagedAttentionConfig<T, D, 3, 8, true>::kSmemBytes;
 }
 }  // namespace
 
@@ -90,7 +103,7 @@ void force_attention_stages(int stages) {
   LOSA_CHECK_ARG(stages == 0 || stages == 2 || stages == 3, "stages", "must be 0 (automatic), 2 or 3, got ", stages);
   if (stages == 3) {
     const bool fits = three_stages_fit<__nv_bfloat16, 128>();
-    const int needed = PagedAttentionConfig<__nv_bfloat16, 128, 3, 8>::kSmemBytes;
+    const int needed = PagedAttentionConfig<__nv_bfloat16, 128, 3, 8, true>::kSmemBytes;
     LOSA_CHECK_ARG(fits, "stages", "3 needs ", needed,
                    " bytes of shared memory per block at head dim 128; this device allows ",
                    shared_memory_per_block_optin());

@@ -24,7 +24,10 @@ struct WindowPage {
 
 /// Warps: 4 (64 rows a CTA) or 8 (128 rows: one page load serves twice the rows, for blocks of
 /// 32 and 64 tokens and prefill chunks, where two 64-row CTAs would each read every page).
-template <typename T, int D, int Stages, int Warps = 4>
+/// Masked: rows attend only their own pages of the loaded list (QUEST and LoSA with own
+/// selections, SparseD by head). Its own instance, so that the unmasked ones (dense, union,
+/// prefill) carry none of the mask staging: sharing one instance cost dense 1.5% in the batch.
+template <typename T, int D, int Stages, int Warps = 4, bool Masked = false>
 struct PagedAttentionConfig {
   static constexpr int kThreads = 32 * Warps;
   static constexpr int kRows = 16 * Warps;
@@ -33,19 +36,26 @@ struct PagedAttentionConfig {
   static constexpr int kStages = Stages;
   // Page-table entries staged in shared memory at once: lookups happen before the pipeline, not
   // inside it (a dependent global load per tile would stall the copies).
-  static constexpr int kWindowPages = 256;
+  // (224 at head dim 64 when masked: with the staged mask bits, 3 stages of 4 warps keep 3 CTAs
+  // per SM on sm_80, whose 164 KB would not hold three at 256.)
+  static constexpr int kWindowPages = Masked && D == 64 ? 224 : 256;
   static constexpr int kTileBytes = TileShape<T, D>::kBytes;
-  static constexpr int kSmemBytes = kStages * 2 * kTileBytes + kWindowPages * sizeof(WindowPage) + kRows * sizeof(int);
+  // Own selections: for each window page, which of the CTA's rows may attend it (bit r of word
+  // r / 32), staged once per window instead of read from each row's mask at every tile.
+  static constexpr int kAllowedWords = Masked ? kRows / 32 : 0;
+  static constexpr int kSmemBytes = kStages * 2 * kTileBytes + kWindowPages * sizeof(WindowPage) +
+                                    kWindowPages * kAllowedWords * sizeof(uint32_t) + kRows * sizeof(int);
 };
 
-template <typename T, int D, int Stages, int Warps>
+template <typename T, int D, int Stages, int Warps, bool Masked>
 __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __grid_constant__ PagedAttentionParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
-  using Cfg = PagedAttentionConfig<T, D, Stages, Warps>;
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked>;
   extern __shared__ __align__(128) char smem[];
   char* tiles = smem;
   WindowPage* window = reinterpret_cast<WindowPage*>(smem + Cfg::kStages * 2 * Cfg::kTileBytes);
-  int* state_row_s = reinterpret_cast<int*>(window + Cfg::kWindowPages);  // [kRows]
+  uint32_t* window_allowed = reinterpret_cast<uint32_t*>(window + Cfg::kWindowPages);  // [kWindowPages][kAllowedWords]
+  int* state_row_s = reinterpret_cast<int*>(window_allowed + Cfg::kWindowPages * Cfg::kAllowedWords);  // [kRows]
 
   const int row_tile = blockIdx.x, split = blockIdx.y;
   const int seq = blockIdx.z / p.kv.num_kv_heads, kvh = blockIdx.z % p.kv.num_kv_heads;
@@ -82,18 +92,16 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
         packed_query_row(p.q, p.active, seq, kvh, p.group, p.num_q_heads, D, r, sizeof(T)));
   };
   auto mask_row = [&](int r) -> const uint32_t* {
-    if (!p.mask.bits || r >= rows) return nullptr;
     const int mr = p.mask.by_head_only ? r % p.group : r;
     return p.mask.bits + (static_cast<size_t>(head_slot) * p.mask.rows_per_kv_head + mr) * p.mask.words;
   };
+  constexpr bool masked = Masked;  // the launch chose the instance from p.mask.bits
   // Each row's partial-state row, looked up once here (the query loads below read the same
   // tokens) and kept in shared memory: registers are the main loop's.
   if (threadIdx.x < Cfg::kRows && row0 + threadIdx.x < rows)
     state_row_s[threadIdx.x] = partial_state_row(p.active, seq, p.group, row0 + threadIdx.x);
   uint32_t qa[D / 16][4];
   load_query_fragments<T, D>(qa, q_row(r_lo), q_row(r_hi), lane);
-  const uint32_t* mask_lo = mask_row(r_lo);
-  const uint32_t* mask_hi = mask_row(r_hi);
 
   float o[D / 8][4];
 #pragma unroll
@@ -132,28 +140,56 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
       if (i < num_tiles) issue(i);
       cp_async_commit();
     }
+    if constexpr (masked) {
+      // The K/V of the first tiles is already on its way (it needs only the window). One item per
+      // (page, 32 rows): each lane reads its row's mask word, a ballot packs the bits; items are
+      // unrolled so that a warp has several mask loads in flight at once. Pages have 1, 2 or 4
+      // words (a power of two: items split by shifts).
+      const int nrows = min(Cfg::kRows, rows - row0);
+      const int log2_groups = nrows > 64 ? 2 : nrows > 32 ? 1 : 0, items = entries << log2_groups;
+      constexpr int kUnroll = 8;
+      for (int base = warp; base < items; base += Warps * kUnroll) {
+        uint32_t word[kUnroll];
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          const int item = base + u * Warps, e = item >> log2_groups;
+          const int r = 32 * (item & ((1 << log2_groups) - 1)) + lane;
+          const int logical = item < items ? window[e].logical : 0;
+          word[u] = item < items && r < nrows ? mask_row(row0 + r)[logical >> 5] >> (logical & 31) : 0u;
+        }
+#pragma unroll
+        for (int u = 0; u < kUnroll; ++u) {
+          const int item = base + u * Warps;
+          const uint32_t bits = __ballot_sync(0xffffffffu, word[u] & 1u);
+          if (lane == 0 && item < items)
+            window_allowed[(item >> log2_groups) * Cfg::kAllowedWords + (item & ((1 << log2_groups) - 1))] = bits;
+        }
+      }
+      __syncthreads();
+    }
     for (int i = 0; i < num_tiles; ++i) {
       const int first = i * tile_pages;
       const int npages = min(tile_pages, entries - first);
-      // The rows' mask words for this tile's pages (own selections: a global load per page and
-      // row) are requested before the wait for its K/V, so that their round trip overlaps that
-      // wait instead of following it in the tile's chain. Bit ps: page slot ps allowed.
-      uint32_t allowed_lo = 0xfu, allowed_hi = 0xfu;
-      if (mask_lo || mask_hi) {
-        allowed_lo = allowed_hi = 0;
-#pragma unroll
-        for (int ps = 0; ps < kTileRows / 16; ++ps) {
-          if (ps >= npages) continue;
-          const int logical = window[first + ps].logical;
-          if (!mask_lo || (mask_lo[logical >> 5] >> (logical & 31) & 1u)) allowed_lo |= 1u << ps;
-          if (!mask_hi || (mask_hi[logical >> 5] >> (logical & 31) & 1u)) allowed_hi |= 1u << ps;
-        }
-      }
       cp_async_wait<Cfg::kStages - 2>();
       __syncthreads();  // tile i landed for every thread; tile i-1's stage is free
       if (i + Cfg::kStages - 1 < num_tiles) issue(i + Cfg::kStages - 1);
       cp_async_commit();
       if (!warp_has_rows) continue;
+      // Bit ps: page slot ps allowed for the lane's row (rows past `rows` are never written).
+      uint32_t allowed_lo = 0xfu, allowed_hi = 0xfu;
+      if constexpr (masked) {
+        // r_lo and r_hi = r_lo + 8 share a word (r_lo - row0 is 16 w + g, g < 8).
+        const int lo = r_lo - row0;
+        allowed_lo = r_lo < rows ? 0u : 0xfu;
+        allowed_hi = r_hi < rows ? 0u : 0xfu;
+#pragma unroll
+        for (int ps = 0; ps < kTileRows / 16; ++ps) {
+          if (ps >= npages) continue;
+          const uint32_t word = window_allowed[(first + ps) * Cfg::kAllowedWords + (lo >> 5)];
+          if (r_lo < rows) allowed_lo |= (word >> (lo & 31) & 1u) << ps;
+          if (r_hi < rows) allowed_hi |= (word >> ((lo & 31) + 8) & 1u) << ps;
+        }
+      }
 
       const char* k_tile = tiles + (i % Cfg::kStages) * 2 * Cfg::kTileBytes;
       float s[8][4];
@@ -166,7 +202,7 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
       float tile_max[2] = {-INFINITY, -INFINITY};
       const bool full_tile = npages == tile_pages && window[first + npages - 1].valid == P &&
                              (window[first + npages - 1].logical + 1) * P <= cta_limit_min;
-      if (full_tile && !mask_lo && !mask_hi) {
+      if (full_tile && !masked) {
 #pragma unroll
         for (int j = 0; j < 8; ++j)
 #pragma unroll

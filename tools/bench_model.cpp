@@ -56,12 +56,7 @@ using GemmCall = std::function<void(const __nv_bfloat16* x, const __nv_bfloat16*
 // copies to exceed 4x the L2, so every call streams its weights from memory, as a model's
 // consecutive layers do); the time per GEMM is a replay's over the copies, median of `reps`
 // replays after warm-up: launch gaps inside a graph count, event overhead does not.
-/// `prepare` (optional) sees the operands once before the capture: the tuner's turn.
-using GemmPrepare = std::function<void(const __nv_bfloat16* x, const std::vector<const __nv_bfloat16*>& weights,
-                                       int64_t rows, int64_t out, int64_t in, float* y)>;
-
-double time_gemm(int64_t rows, int64_t n, int64_t k, int reps, size_t l2, cudaStream_t stream, const GemmCall& call,
-                 const GemmPrepare& prepare = nullptr) {
+double time_gemm(int64_t rows, int64_t n, int64_t k, int reps, size_t l2, cudaStream_t stream, const GemmCall& call) {
   const int copies = static_cast<int>(std::max<int64_t>(2, (4 * static_cast<int64_t>(l2)) / (n * k * 2) + 1));
   std::vector<cuda::DeviceBuffer> weights;
   const auto fill =
@@ -74,11 +69,6 @@ double time_gemm(int64_t rows, int64_t n, int64_t k, int reps, size_t l2, cudaSt
   }
   const auto x = cuda::upload_as(DType::bf16, std::vector<float>(static_cast<size_t>(rows * k), 0.5f));
   cuda::DeviceBuffer y(static_cast<size_t>(rows * n * 4));
-  if (prepare) {
-    std::vector<const __nv_bfloat16*> w;
-    for (const auto& b : weights) w.push_back(static_cast<const __nv_bfloat16*>(b.data()));
-    prepare(static_cast<const __nv_bfloat16*>(x.data()), w, rows, n, k, y.as<float>());
-  }
   cudaGraph_t graph;
   cudaGraphExec_t exec;
   LOSA_CUDA_CHECK(cudaStreamBeginCapture(stream, cudaStreamCaptureModeThreadLocal));
@@ -120,17 +110,13 @@ std::vector<GemmTiming> time_gemms(const runtime::ModelConfig& c, int64_t rows, 
     runtime::cuda::Gemm gemm(stream, kernel);
     for (const auto& [name, n, k] : gemm_shapes(c)) {
       bool skinny = false;  // Gemm's own test of each call
-      const double us = time_gemm(
-          rows, n, k, reps, l2, stream,
-          [&](const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t r, int64_t o, int64_t i, float* y,
-              cudaStream_t) {
-            skinny = gemm.serves_with_decode_kernel(x, w, r, i);
-            gemm.to_f32(x, w, r, o, i, y, false);
-          },
-          [&](const __nv_bfloat16* x, const std::vector<const __nv_bfloat16*>& w, int64_t r, int64_t o, int64_t i,
-              float* y) { gemm.tune(x, w, r, o, i, y, true, false); });
-      const bool tuned = gemm.tuned(rows, n, k, true, false);
-      out.push_back(timing(name, skinny ? "skinny" : tuned ? "tuned" : "cublas", rows, n, k, us));
+      const double us = time_gemm(rows, n, k, reps, l2, stream,
+                                  [&](const __nv_bfloat16* x, const __nv_bfloat16* w, int64_t r, int64_t o, int64_t i,
+                                      float* y, cudaStream_t) {
+                                    skinny = gemm.serves_with_decode_kernel(x, w, r, i);
+                                    gemm.to_f32(x, w, r, o, i, y, false);
+                                  });
+      out.push_back(timing(name, skinny ? "skinny" : "cublas", rows, n, k, us));
     }
   }
   LOSA_CUDA_CHECK(cudaStreamDestroy(stream));
@@ -251,7 +237,7 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
 
   // GEMMs: the prefill chunk's (compute-bound) and the decode steps' (weight streaming: one,
   // four and eight sequences of a block), each decode shape on cuBLAS and on the kernel the
-  // model uses (the decode-shape kernel where it applies, else the tuned cuBLASLt algorithm).
+  // model uses (the decode-shape kernel where it applies).
   const double peak = peak_bf16_tflops(10);
   doc["measured_bf16_peak_TFLOPs"] = peak;
   doc["copy_bandwidth_GBps"] = copy_gbps;
@@ -262,9 +248,7 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
   for (int64_t rows : {static_cast<int64_t>(opt.prefill_chunk), static_cast<int64_t>(opt.block_size),
                        static_cast<int64_t>(opt.block_size) * 4, static_cast<int64_t>(opt.block_size) * 8})
     for (auto kernel : {runtime::cuda::GemmKernel::cublas, runtime::cuda::GemmKernel::automatic}) {
-      // The prefill chunk's GEMMs keep cuBLAS's choice in the model (CudaBackend tunes only the
-      // step's): no automatic row for them.
-      if (kernel == runtime::cuda::GemmKernel::automatic && rows == opt.prefill_chunk) continue;
+      if (kernel == runtime::cuda::GemmKernel::automatic && rows > runtime::cuda::kSkinnyMaxRows) continue;
       for (const GemmTiming& g : time_gemms(c, rows, 20, prop.l2CacheSize, kernel)) {
         std::printf("%-8s %-7s %6lld %7lld %7lld %9.1f %9.1f %9.0f %6.0f%%\n", g.name.c_str(), g.kernel.c_str(),
                     static_cast<long long>(g.rows), static_cast<long long>(g.out), static_cast<long long>(g.in), g.us,

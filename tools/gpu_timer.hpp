@@ -6,12 +6,34 @@
 #include <vector>
 
 #include "../src/cuda/check.hpp"
-#include "../src/cuda/event_pair.hpp"
 #include "losa/cuda/device_buffer.hpp"
 
 namespace losa::tools {
 
-using cuda::EventPair;
+class EventPair {
+ public:
+  EventPair() {
+    LOSA_CUDA_CHECK(cudaEventCreate(&start_));
+    LOSA_CUDA_CHECK(cudaEventCreate(&stop_));
+  }
+  ~EventPair() {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  EventPair(const EventPair&) = delete;
+  EventPair& operator=(const EventPair&) = delete;
+  void start(cudaStream_t s) { LOSA_CUDA_CHECK(cudaEventRecord(start_, s)); }
+  void stop(cudaStream_t s) { LOSA_CUDA_CHECK(cudaEventRecord(stop_, s)); }
+  /// Microseconds between the two events (they must have completed).
+  double micros() const {
+    float ms = 0.0f;
+    LOSA_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+    return 1000.0 * ms;
+  }
+
+ private:
+  cudaEvent_t start_{}, stop_{};
+};
 
 inline double median(std::vector<double> x) {
   if (x.empty()) return 0.0;

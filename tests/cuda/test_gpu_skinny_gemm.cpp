@@ -4,8 +4,11 @@
 // the three outputs (bf16, fp32, fp32 added onto), a poisoned row past the output that must stay
 // untouched, bitwise repeatability and graph replays (the split tickets reset themselves).
 //
-// Tolerance: tests/cuda/gemm_problem.hpp, with at most in/16 + 16 additions on a path (mma
-// steps, warps, splits).
+// Tolerance: products of bf16 operands are exact in fp32; the sums are fp32, so the error is
+// bounded by ~u * (additions on a path) * sum |x_k w_k| with u = 2^-24 and at most in/16 + 16
+// additions per path (mma steps, warps, splits); doubled for margin. A bf16 output adds half an
+// ulp, up to 2^-8 |y| (8 significant bits); an accumulated output one fp32 rounding of the sum. A
+// wrong k mapping or a lost chunk moves a result by ~sqrt(32) |x w|, hundreds of times the bound.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -14,7 +17,6 @@
 #include <vector>
 
 #include "../../src/runtime/cuda/skinny_gemm.hpp"
-#include "cuda/gemm_problem.hpp"
 #include "cuda/gpu_test_util.hpp"
 #include "cuda/pdl_producer.hpp"
 #include "losa/errors.hpp"
@@ -22,12 +24,42 @@
 namespace losa::runtime::cuda {
 namespace {
 
-using gemm_test::make_problem;
-using gemm_test::Output;
-using gemm_test::Problem;
+enum class Output { bf16, f32, f32_accumulate };
 
-/// The bound on an fp32 sum's error from the header: at most in/16 + 16 additions on a path.
-double sum_tolerance(const Problem& p, size_t at) { return gemm_test::sum_tolerance(p, at, p.in / 16.0 + 16.0); }
+struct Problem {
+  int rows, out, in;
+  std::vector<float> x, w;  // bf16-rounded values
+  losa::cuda::DeviceBuffer x_dev, w_dev;
+  std::vector<double> ref, mag;  // x . w^T and sum |x_k w_k| per output, in double
+};
+
+Problem make_problem(int rows, int out, int in, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::uniform_real_distribution<float> d(-1.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(rows) * in), w(static_cast<size_t>(out) * in);
+  for (auto& v : x) v = d(rng);
+  for (auto& v : w) v = d(rng);
+  Problem p{rows, out, in, {}, {}, losa::cuda::upload_as(DType::bf16, x), losa::cuda::upload_as(DType::bf16, w)};
+  p.x = losa::cuda::download_as(DType::bf16, p.x_dev, x.size());
+  p.w = losa::cuda::download_as(DType::bf16, p.w_dev, w.size());
+  p.ref.assign(static_cast<size_t>(rows) * out, 0.0);
+  p.mag.assign(p.ref.size(), 0.0);
+  for (int r = 0; r < rows; ++r)
+    for (int n = 0; n < out; ++n)
+      for (int k = 0; k < in; ++k) {
+        const double t =
+            static_cast<double>(p.x[static_cast<size_t>(r) * in + k]) * p.w[static_cast<size_t>(n) * in + k];
+        p.ref[static_cast<size_t>(r) * out + n] += t;
+        p.mag[static_cast<size_t>(r) * out + n] += std::abs(t);
+      }
+  return p;
+}
+
+/// The bound on an fp32 sum's error from the header: 2 u (additions on a path) sum |x_k w_k|.
+double sum_tolerance(const Problem& p, size_t at) {
+  const double u = std::ldexp(1.0, -24), paths = p.in / 16.0 + 16.0;
+  return 2.0 * u * paths * p.mag[at] + 1e-30;
+}
 
 /// The problem's operands into an fp32 (or bf16) output `y`.
 SkinnyGemmArgs args_for(const Problem& p, void* y, bool y_f32) {
@@ -55,16 +87,50 @@ int num_sms() { return losa::cuda::multiprocessor_count(); }
 /// Runs one case and checks every element; the output buffer holds one extra, poisoned row.
 void check_case(const Problem& p, int splits, const SkinnyGemmConfig& config, bool pdl, Output output,
                 const std::string& where) {
-  gemm_test::OutputBuffer y(p, output);
+  const size_t n_out = static_cast<size_t>(p.rows) * p.out, padded = n_out + p.out;
+  const bool f32 = output != Output::bf16;
+  std::vector<float> y0(padded, std::numeric_limits<float>::quiet_NaN());
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<float> d(-4.0f, 4.0f);
+  if (output == Output::f32_accumulate)
+    for (size_t i = 0; i < n_out; ++i) y0[i] = d(rng);
+  losa::cuda::DeviceBuffer y(padded * (f32 ? 4 : 2));
+  if (f32) {
+    y.upload(y0.data(), padded * 4);
+  } else {
+    std::vector<uint16_t> nan_bf16(padded, 0x7fc0);
+    y.upload(nan_bf16.data(), padded * 2);
+  }
   Scratch scratch;
-  SkinnyGemmArgs a = args_for(p, y.y.data(), y.f32());
+  SkinnyGemmArgs a = args_for(p, y.data(), f32);
   a.accumulate = output == Output::f32_accumulate;
   a.splits = splits;
   a.config = config;
   a.programmatic = pdl;
   launch_skinny_gemm(a, scratch.ws(), num_sms(), nullptr);
   losa::cuda::synchronize(nullptr);
-  gemm_test::check_output(p, y, p.in / 16.0 + 16.0, where);
+  const std::vector<float> got = f32 ? [&] {
+    std::vector<float> v(padded);
+    y.download(v.data(), padded * 4);
+    return v;
+  }()
+                                     : losa::cuda::download_as(DType::bf16, y, padded);
+  double worst = 0.0;
+  for (int r = 0; r < p.rows; ++r)
+    for (int n = 0; n < p.out; ++n) {
+      const size_t at = static_cast<size_t>(r) * p.out + n;
+      double ref = p.ref[at], tol = sum_tolerance(p, at);
+      if (output == Output::f32_accumulate) {
+        ref += y0[at];
+        tol += std::ldexp(std::abs(ref), -23);  // one fp32 rounding of y0 + sum, doubled
+      }
+      if (output == Output::bf16) tol += std::ldexp(std::abs(ref), -8);  // half an ulp: 8 significant bits
+      const double err = std::abs(got[at] - ref);
+      worst = test::worst(worst, err / tol);
+      ASSERT_LE(err, tol) << where << " row " << r << " col " << n << ": got " << got[at] << " want " << ref;
+    }
+  for (int n = 0; n < p.out; ++n) ASSERT_TRUE(std::isnan(got[n_out + n])) << where << ": wrote past the last row";
+  EXPECT_LE(worst, 1.0) << where;
 }
 
 // Every compiled instance (the default and the sweep's), K split automatic, none and forced.

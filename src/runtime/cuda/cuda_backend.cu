@@ -96,7 +96,6 @@ class CudaBackend final : public ModelBackend {
   void enqueue_mlp(int layer, int64_t rows);
   void prefill(int seq, const std::vector<int32_t>& tokens);
   void install_engine(std::unique_ptr<lc::AttentionEngine> engine);
-  void tune_step_gemms();
   void record_layer_decisions(int layer);
   void sample_on_host(const std::vector<int>& seqs, const Sampler& sampler, const SampleKey* keys,
                       TokenProposal* proposals);
@@ -216,32 +215,8 @@ void CudaBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
   seq_step_.assign(S, 0);
   decisions_.assign(L, std::vector<StepDecisions>(S));
   logits_stale_ = true;
-  tune_step_gemms();
   for (int s = 0; s < S; ++s) prefill(s, prefill_tokens[s]);
   LOSA_CUDA_CHECK(cudaStreamSynchronize(stream_));
-}
-
-// The denoising step's GEMMs (S * B rows), tuned before the prefill and before any step is
-// captured: the activations are scratch until then. Over every layer's weights, as a step
-// streams them. The prefill's chunk GEMMs are compute-bound and keep cuBLAS's own choice (near
-// the tensor cores' peak, bench-model's table). A batch of the same rows reuses the choices.
-void CudaBackend::tune_step_gemms() {
-  const int64_t R = rows(), H = cfg_.hidden_size, I = cfg_.intermediate_size;
-  const int64_t qkv_dim = cfg_.q_dim() + 2 * cfg_.kv_dim();
-  std::vector<const cuda::bf16*> qkv, o, gate_up, down;
-  for (const cuda::DeviceLayerWeights& w : weights_.layers) {
-    qkv.push_back(w.qkv.as<cuda::bf16>());
-    o.push_back(w.o.as<cuda::bf16>());
-    gate_up.push_back(w.gate_up.as<cuda::bf16>());
-    down.push_back(w.down.as<cuda::bf16>());
-  }
-  for (DeviceBuffer* b : {&x_, &h_, &o_, &act_}) b->fill_bytes(0);  // finite operands: no NaN paths timed
-  gemm_->tune(h_.as<cuda::bf16>(), qkv, R, qkv_dim, H, qkv_.data(), false, false);
-  gemm_->tune(o_.as<cuda::bf16>(), o, R, H, cfg_.q_dim(), x_.data(), true, true);
-  gemm_->tune(h_.as<cuda::bf16>(), gate_up, R, 2 * I, H, gate_up_.data(), false, false);
-  gemm_->tune(act_.as<cuda::bf16>(), down, R, H, I, x_.data(), true, true);
-  gemm_->tune(h_.as<cuda::bf16>(), {static_cast<const cuda::bf16*>(weights_.lm_head())}, R, cfg_.vocab_size, H,
-              logits_.data(), true, false);
 }
 
 void CudaBackend::install_engine(std::unique_ptr<lc::AttentionEngine> engine) {

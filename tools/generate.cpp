@@ -230,9 +230,8 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& f) {
   c->add_option("--model", f.model_dir, "Hugging Face model folder (config.json, safetensors; the tokenizer files for text prompts)");
   c->add_option("--random-weights", f.random_weights, "config.json (or its folder): random bf16 weights of that shape (a tokenizer beside it serves text prompts)");
   c->add_option("--weights-seed", f.weights_seed, "seed of --random-weights")->capture_default_str();
-  // One value per --tokens (quote it): repeated flags add prompts.
-  c->add_option("--tokens", f.tokens, "a prompt's token ids (space or comma separated); repeat for more prompts")
-      ->allow_extra_args(false);
+  // Each --tokens takes the words up to the next flag (quoted or not): repeated flags add prompts.
+  c->add_option("--tokens", f.tokens, "a prompt's token ids (space or comma separated); repeat for more prompts");
   c->add_option("--tokens-file", f.tokens_file, "prompts, one per line");
   c->add_option("--prompt", f.prompts, "a prompt as text; repeat for more prompts")->allow_extra_args(false);
   c->add_option("--prompt-file", f.prompt_files, "a file holding one prompt, read whole ('-': standard input); repeat for more prompts")

@@ -12,7 +12,8 @@ namespace losa::tools {
 
 struct GenerateFlags {
   std::string model_dir, random_weights, device = "cpu", json_path, tokens_file;
-  std::vector<std::string> tokens;
+  // One prompt per --tokens: its words ("1 2 3" quoted, 1,2,3, or unquoted 1 2 3).
+  std::vector<std::vector<std::string>> tokens;
   // Text prompts.
   std::vector<std::string> prompts, prompt_files, stop_strings;
   std::string prompts_jsonl, system;

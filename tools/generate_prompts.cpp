@@ -118,7 +118,11 @@ std::vector<std::vector<int32_t>> read_token_prompts(const GenerateFlags& f) {
   if (f.tokens.empty() == f.tokens_file.empty())
     bad_flag("--tokens", "or --tokens-file: give exactly one of them");
   std::vector<std::vector<int32_t>> prompts;
-  for (const auto& t : f.tokens) prompts.push_back(parse_ids(t, "--tokens"));
+  for (const auto& words : f.tokens) {
+    std::string joined;
+    for (const auto& w : words) joined += w + " ";
+    prompts.push_back(parse_ids(joined, "--tokens"));
+  }
   if (!f.tokens_file.empty()) {
     std::istringstream lines(read_whole(f.tokens_file, "--tokens-file"));
     std::string line;

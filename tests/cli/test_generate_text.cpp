@@ -235,6 +235,42 @@ TEST(GenerateText, PromptFiles) {
   EXPECT_EQ(r.out, plain["text"].get<std::string>() + "\n");
 }
 
+// Token prompts: a --tokens takes its ids quoted, comma separated or as separate words up to the
+// next flag; each --tokens is a prompt, and their answers print one line each, in order.
+TEST(GenerateText, TokenIdsQuotedCommaSeparatedOrUnquoted) {
+  std::vector<std::string> ids;
+  for (const auto& id : reference_case("plain")["prompt_ids"]) ids.push_back(std::to_string(id.get<int>()));
+  ASSERT_GE(ids.size(), 3u);
+  std::string spaced, commas;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    spaced += (i ? " " : "") + ids[i];
+    commas += (i ? "," : "") + ids[i];
+  }
+  const ProcessResult quoted = generate({"--tokens", spaced});
+  ASSERT_EQ(quoted.status, 0) << quoted.err;
+  ASSERT_FALSE(quoted.out.empty());
+  EXPECT_EQ(quoted.out.back(), '\n');
+  const ProcessResult comma = generate({"--tokens", commas});
+  EXPECT_EQ(comma.status, 0) << comma.err;
+  EXPECT_EQ(comma.out, quoted.out);
+  std::vector<std::string> args = {"--tokens"};
+  args.insert(args.end(), ids.begin(), ids.end());
+  const ProcessResult words = generate(args);
+  EXPECT_EQ(words.status, 0) << words.err;
+  EXPECT_EQ(words.out, quoted.out);
+
+  // Two prompts, the second its first three ids: two lines, each the answer of its prompt alone.
+  const std::vector<std::string> second = {ids[0], ids[1], ids[2]};
+  const ProcessResult alone = generate({"--tokens", ids[0], ids[1], ids[2]});
+  ASSERT_EQ(alone.status, 0) << alone.err;
+  args.push_back("--tokens");
+  args.insert(args.end(), second.begin(), second.end());
+  const ProcessResult both = generate(args);
+  EXPECT_EQ(both.status, 0) << both.err;
+  EXPECT_EQ(both.out, quoted.out + alone.out);
+  EXPECT_NE(quoted.out, alone.out) << "the two prompts must differ for the order to be checked";
+}
+
 // generate and tokenize read the same model folder: the prompt's ids agree.
 TEST(GenerateText, TokenizeReadsTheSameFolder) {
   const auto& c = reference_case("plain");

@@ -20,7 +20,8 @@ int choose_num_splits(int ctas_per_split, int max_tiles_per_kv_head, int residen
 
 /// Pipeline stages of the attention kernel on the current device: 2 at head dim 128 (faster
 /// than 3 on the H100, and all sm_86/89 hold), 3 at head dim 64 where the opt-in shared memory
-/// allows. force_attention_stages(2 or 3) overrides it (tests and benchmarks of either depth;
+/// allows and every instance keeps the CTAs per SM of 2 stages (sm_90: yes; sm_86/89: no, 2).
+/// force_attention_stages(2 or 3) overrides it (tests and benchmarks of either depth;
 /// 3 is refused where the device cannot hold 3 stages at head dim 128, the larger footprint,
 /// whatever the head dim used later); 0 restores the automatic choice.
 int attention_stages(DType dtype, int head_dim);

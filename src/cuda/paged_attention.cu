@@ -111,6 +111,21 @@ void force_attention_stages(int stages) {
   forced_stages = stages;
 }
 
+namespace {
+/// Every instance of the 3-stage depth holds as many CTAs per SM as its 2-stage twin (named
+/// here, not through with_instance, which asks attention_stages).
+template <typename T, int D>
+bool three_stages_keep_residency() {
+  auto keeps = [](auto warps, auto masked) {
+    return resident_per_sm<T, D, 3, warps, masked>() >= resident_per_sm<T, D, 2, warps, masked>();
+  };
+  using Four = std::integral_constant<int, 4>;
+  using Eight = std::integral_constant<int, 8>;
+  return keeps(Four{}, std::false_type{}) && keeps(Four{}, std::true_type{}) && keeps(Eight{}, std::false_type{}) &&
+         keeps(Eight{}, std::true_type{});
+}
+}  // namespace
+
 template <typename T, int D>
 int attention_stages() {
   if (forced_stages != 0) return forced_stages;
@@ -118,8 +133,16 @@ int attention_stages() {
   // 4-warp instance's registers hold it at 2 CTAs per SM, the 8-warp one's at 1, either depth;
   // bench/NOTES.md, eleventh round: dense 64K B = 4 -5%, B = 16 -3%, QUEST -5%, the batch -2 to
   // -4%; B = 32 and 64 equal), and they are what sm_86/89 can hold.
-  if constexpr (D == 128) return 2;
-  return three_stages_fit<T, D>() ? 3 : 2;
+  if constexpr (D == 128) {
+    return 2;
+  } else {
+    // Head dim 64: 3 stages where they fit and cost no residency. On the H100 registers hold
+    // either depth at the same CTAs per SM (3 kept); on sm_86/89 (100 KB of shared memory per
+    // SM) a 3-stage CTA (~55 KB) fits once per SM where two 2-stage ones (~39 KB) fit: 2 there.
+    // Decided once per process, as the shared-memory opt-in is (one device per process).
+    static const int stages = three_stages_fit<T, D>() && three_stages_keep_residency<T, D>() ? 3 : 2;
+    return stages;
+  }
 }
 
 int attention_stages(DType dtype, int head_dim) {

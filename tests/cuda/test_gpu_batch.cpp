@@ -416,6 +416,35 @@ TEST(GpuBatchErrors, BadArgumentsAreRefusedBeforeAnythingRuns) {
   cuda::synchronize(nullptr);
 }
 
+// Head dim 64's automatic pipeline depth costs no residency: at every row count a CTA takes
+// (16 and 64 rows on 4 warps, 128 on 8), the CTAs per SM the plan sees at the automatic depth are
+// at least those at either forced depth (3 only where the device holds it). On sm_90 registers,
+// not shared memory, bind both depths alike, so 3 stages stay the choice there; sm_86/89 (100 KB
+// per SM, one 3-stage CTA where two 2-stage ones fit) take 2.
+TEST(GpuAttentionStages, HeadDim64DepthKeepsTheMostResidentCtas) {
+  LOSA_REQUIRE_GPU();
+  const int automatic = cuda::attention_stages(DType::bf16, 64);
+  ASSERT_TRUE(automatic == 2 || automatic == 3) << automatic;
+  for (int rows : {16, 64, 128}) {
+    const int chosen = cuda::attention_resident_ctas(DType::bf16, 64, rows);
+    for (int stages : {2, 3}) {
+      std::optional<test::ScopedForce> forced;
+      try {
+        forced.emplace(cuda::force_attention_stages, stages);
+      } catch (const ArgumentError& e) {
+        std::printf("[  NOTE    ] %d stages not compared: %s\n", stages, e.what());
+        continue;
+      }
+      EXPECT_GE(chosen, cuda::attention_resident_ctas(DType::bf16, 64, rows)) << rows << " rows, " << stages << " stages";
+    }
+  }
+  int device = 0, major = 0, minor = 0;
+  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), cudaSuccess);
+  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), cudaSuccess);
+  if (major == 9 && minor == 0) EXPECT_EQ(automatic, 3) << "sm_90: both depths hold the same CTAs per SM";
+}
+
 // Both pipeline depths of the attention kernel (2 stages: the default at head dim 128 and all
 // that sm_86/89 hold; 3: the default at head dim 64), against the reference, with every row
 // count a CTA meets: 64 rows on 4 warps and 128 on 8 (B = 16 and 32 dense and QUEST), a 4-warp

@@ -416,6 +416,17 @@ TEST(GpuBatchErrors, BadArgumentsAreRefusedBeforeAnythingRuns) {
   cuda::synchronize(nullptr);
 }
 
+/// The attention's pipeline depth forced for the scope; empty, with a note saying what was not
+/// done, where the device cannot hold it.
+std::optional<test::ScopedForce> force_stages_or_note(int stages, const char* not_done) {
+  try {
+    return std::optional<test::ScopedForce>(std::in_place, cuda::force_attention_stages, stages);
+  } catch (const ArgumentError& e) {
+    std::printf("[  NOTE    ] %d stages not %s: %s\n", stages, not_done, e.what());
+    return std::nullopt;
+  }
+}
+
 // Head dim 64's automatic pipeline depth costs no residency: at every row count a CTA takes
 // (16 and 64 rows on 4 warps, 128 on 8), the CTAs per SM the plan sees at the automatic depth are
 // at least those at either forced depth (3 only where the device holds it). On sm_90 registers,
@@ -428,13 +439,8 @@ TEST(GpuAttentionStages, HeadDim64DepthKeepsTheMostResidentCtas) {
   for (int rows : {16, 64, 128}) {
     const int chosen = cuda::attention_resident_ctas(DType::bf16, 64, rows);
     for (int stages : {2, 3}) {
-      std::optional<test::ScopedForce> forced;
-      try {
-        forced.emplace(cuda::force_attention_stages, stages);
-      } catch (const ArgumentError& e) {
-        std::printf("[  NOTE    ] %d stages not compared: %s\n", stages, e.what());
-        continue;
-      }
+      const std::optional<test::ScopedForce> forced = force_stages_or_note(stages, "compared");
+      if (!forced) continue;
       EXPECT_GE(chosen, cuda::attention_resident_ctas(DType::bf16, 64, rows)) << rows << " rows, " << stages << " stages";
     }
   }
@@ -463,13 +469,8 @@ TEST(GpuAttentionStages, EitherPipelineDepthMatchesReference) {
   const Case cases[] = {{16, Mode::dense, 0}, {16, Mode::quest, 0}, {32, Mode::dense, 0}, {32, Mode::quest, 0},
                         {4, Mode::dense, 0},  {32, Mode::losa, 2},  {32, Mode::losa, 8}, {16, Mode::losa, 4}};
   for (int stages : {2, 3}) {
-    std::optional<test::ScopedForce> forced;
-    try {
-      forced.emplace(cuda::force_attention_stages, stages);
-    } catch (const ArgumentError& e) {
-      std::printf("[  NOTE    ] %d stages not run: %s\n", stages, e.what());
-      continue;
-    }
+    const std::optional<test::ScopedForce> forced = force_stages_or_note(stages, "run");
+    if (!forced) continue;
     ASSERT_EQ(cuda::attention_stages(DType::bf16, 128), stages);
     for (const Case& c : cases) {
       SCOPED_TRACE(std::to_string(stages) + " stages, B = " + std::to_string(c.block) + ", " + mode_name(c.mode) +

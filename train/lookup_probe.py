@@ -114,7 +114,7 @@ def main():
         opt.zero_grad()
         rows = pack_rows([(0, parts) for parts in examples], 1024, [BLOCK], rng)
         for row in rows:
-            d = as_tensors(row.__dict__ if hasattr(row, "__dict__") else row)
+            d = as_tensors(vars(row))  # a data.Row
             sel = d["targets"] >= 0
             logits = model.lm_head(model.hidden(d["tokens"], d["positions"], dense_mask(d))[sel])
             (F.cross_entropy(logits, d["targets"][sel]) / len(rows)).backward()

@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <climits>
 #include <atomic>
 #include <type_traits>
 
@@ -77,12 +78,11 @@ void with_instance(int max_rows, bool masked, Fn&& fn) {
 /// resident CTAs of the two instances decide its splits.
 template <typename T, int D>
 void resident_ctas_per_sm(int max_rows, int& out) {
-  int unmasked = 0, masked = 0;
-  with_instance<T, D>(max_rows, false,
-                      [&](auto stages, auto warps, auto m) { unmasked = resident_per_sm<T, D, stages, warps, m>(); });
-  with_instance<T, D>(max_rows, true,
-                      [&](auto stages, auto warps, auto m) { masked = resident_per_sm<T, D, stages, warps, m>(); });
-  out = std::min(unmasked, masked);
+  out = INT_MAX;
+  for (bool masked : {false, true})
+    with_instance<T, D>(max_rows, masked, [&](auto stages, auto warps, auto m) {
+      out = std::min(out, resident_per_sm<T, D, stages, warps, m>());
+    });
 }
 
 template <typename T, int D>

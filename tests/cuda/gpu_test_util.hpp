@@ -1,6 +1,7 @@
 #pragma once
-// Helpers of the GPU tests: the skip guard, device copies of test caches, and the selection
-// validity rule of DESIGN.md section 5.
+// Helpers of the GPU tests: the skip guard, the compute capability, device copies of test caches,
+// and the selection validity rule of DESIGN.md section 5.
+#include <cuda_runtime.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -22,6 +23,15 @@
   } while (0)
 
 namespace losa::test {
+
+/// The current device's compute capability as 10 * major + minor (90 for sm_90).
+inline int compute_capability() {
+  int device = 0, major = 0, minor = 0;
+  EXPECT_EQ(cudaGetDevice(&device), cudaSuccess);
+  EXPECT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), cudaSuccess);
+  EXPECT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), cudaSuccess);
+  return 10 * major + minor;
+}
 
 /// Calls set(value) now and set(0) when the scope ends, also when a check throws: for the
 /// kernels' test hooks that force one instance (0 restores the automatic choice), so that a

@@ -233,9 +233,7 @@ TEST(GpuBatch, PageScoresAtEitherRegisterBudget) {
   EXPECT_THROW(cuda::force_page_score_ctas_per_sm(3), ArgumentError);
   EXPECT_THROW(cuda::page_score_resident_ctas(DType::bf16, 128, 6), ArgumentError);
   LOSA_REQUIRE_GPU();
-  int device = 0, compute_major = 0;
-  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
-  ASSERT_EQ(cudaDeviceGetAttribute(&compute_major, cudaDevAttrComputeCapabilityMajor, device), cudaSuccess);
+  const int compute_major = test::compute_capability() / 10;
   for (int ctas : {5, 4}) {
     SCOPED_TRACE("page-score CTAs per SM: " + std::to_string(ctas));
     // The dispatch sizes one wave by each instance's count, which its register cap gives on
@@ -444,11 +442,7 @@ TEST(GpuAttentionStages, HeadDim64DepthKeepsTheMostResidentCtas) {
       EXPECT_GE(chosen, cuda::attention_resident_ctas(DType::bf16, 64, rows)) << rows << " rows, " << stages << " stages";
     }
   }
-  int device = 0, major = 0, minor = 0;
-  ASSERT_EQ(cudaGetDevice(&device), cudaSuccess);
-  ASSERT_EQ(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device), cudaSuccess);
-  ASSERT_EQ(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device), cudaSuccess);
-  if (major == 9 && minor == 0) EXPECT_EQ(automatic, 3) << "sm_90: both depths hold the same CTAs per SM";
+  if (test::compute_capability() == 90) EXPECT_EQ(automatic, 3) << "sm_90: both depths hold the same CTAs per SM";
 }
 
 // Both pipeline depths of the attention kernel (2 stages: the default at head dim 128 and all

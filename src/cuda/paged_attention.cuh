@@ -141,28 +141,31 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
       cp_async_commit();
     }
     if constexpr (masked) {
-      // The K/V of the first tiles is already on its way (it needs only the window). One item per
-      // (page, 32 rows): each lane reads its row's mask word, a ballot packs the bits; items are
-      // unrolled so that a warp has several mask loads in flight at once. Pages have 1, 2 or 4
-      // words (a power of two: items split by shifts).
+      // The K/V of the first tiles is already on its way (it needs only the window). One thread
+      // per page loads that page's mask word of each of the CTA's rows and packs the bits (bit r
+      // of word r / 32; 0 for rows past nrows, and for whole words of them). Rows are clamped, not
+      // branched around, so that a batch's loads are independent and in flight together (a load
+      // under `r < nrows` was compiled with its use inside the branch: one L2 round trip after
+      // another, ~19 per warp for a 76-page window). Neighbouring threads take neighbouring pages
+      // of the ascending list: a row's words for them share a sector or two.
       const int nrows = min(Cfg::kRows, rows - row0);
-      const int log2_groups = nrows > 64 ? 2 : nrows > 32 ? 1 : 0, items = entries << log2_groups;
-      constexpr int kUnroll = 8;
-      for (int base = warp; base < items; base += Warps * kUnroll) {
-        uint32_t word[kUnroll];
+      constexpr int kBatch = 16;
+      for (int e = threadIdx.x; e < entries; e += Cfg::kThreads) {
+        const int logical = window[e].logical;
+        const int word = logical >> 5, bit = logical & 31;
+#pragma unroll 1
+        for (int w = 0; w < Cfg::kAllowedWords; ++w) {
+          uint32_t bits = 0;
+#pragma unroll 1
+          for (int b0 = 0; b0 < 32 && 32 * w + b0 < nrows; b0 += kBatch) {
+            const int rb = 32 * w + b0;
+            uint32_t v[kBatch];
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          const int item = base + u * Warps, e = item >> log2_groups;
-          const int r = 32 * (item & ((1 << log2_groups) - 1)) + lane;
-          const int logical = item < items ? window[e].logical : 0;
-          word[u] = item < items && r < nrows ? mask_row(row0 + r)[logical >> 5] >> (logical & 31) : 0u;
-        }
+            for (int u = 0; u < kBatch; ++u) v[u] = mask_row(row0 + min(rb + u, nrows - 1))[word];
 #pragma unroll
-        for (int u = 0; u < kUnroll; ++u) {
-          const int item = base + u * Warps;
-          const uint32_t bits = __ballot_sync(0xffffffffu, word[u] & 1u);
-          if (lane == 0 && item < items)
-            window_allowed[(item >> log2_groups) * Cfg::kAllowedWords + (item & ((1 << log2_groups) - 1))] = bits;
+            for (int u = 0; u < kBatch; ++u) bits |= (rb + u < nrows ? v[u] >> bit & 1u : 0u) << (b0 + u);
+          }
+          window_allowed[e * Cfg::kAllowedWords + w] = bits;
         }
       }
       __syncthreads();
@@ -178,17 +181,19 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
       // Bit ps: page slot ps allowed for the lane's row (rows past `rows` are never written).
       uint32_t allowed_lo = 0xfu, allowed_hi = 0xfu;
       if constexpr (masked) {
-        // r_lo and r_hi = r_lo + 8 share a word (r_lo - row0 is 16 w + g, g < 8).
+        // r_lo and r_hi = r_lo + 8 share a word (r_lo - row0 is 16 w + g, g < 8). No branch per
+        // slot: a slot past npages reads as no word.
         const int lo = r_lo - row0;
-        allowed_lo = r_lo < rows ? 0u : 0xfu;
-        allowed_hi = r_hi < rows ? 0u : 0xfu;
+        const uint32_t* words = window_allowed + first * Cfg::kAllowedWords + (lo >> 5);
+        uint32_t bits_lo = 0u, bits_hi = 0u;
 #pragma unroll
         for (int ps = 0; ps < kTileRows / 16; ++ps) {
-          if (ps >= npages) continue;
-          const uint32_t word = window_allowed[(first + ps) * Cfg::kAllowedWords + (lo >> 5)];
-          if (r_lo < rows) allowed_lo |= (word >> (lo & 31) & 1u) << ps;
-          if (r_hi < rows) allowed_hi |= (word >> ((lo & 31) + 8) & 1u) << ps;
+          const uint32_t word = ps < npages ? words[ps * Cfg::kAllowedWords] : 0u;
+          bits_lo |= (word >> (lo & 31) & 1u) << ps;
+          bits_hi |= (word >> ((lo & 31) + 8) & 1u) << ps;
         }
+        allowed_lo = r_lo < rows ? bits_lo : 0xfu;
+        allowed_hi = r_hi < rows ? bits_hi : 0xfu;
       }
 
       const char* k_tile = tiles + (i % Cfg::kStages) * 2 * Cfg::kTileBytes;
@@ -210,6 +215,19 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
             s[j][e] *= p.scale_log2;
             tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
           }
+      } else if (masked && full_tile) {
+        // Masks only (its own branch: no test of full_tile per fragment). Pages are >= 16 tokens,
+        // so each 8-column fragment j lies in one page slot.
+#pragma unroll
+        for (int j = 0; j < 8; ++j) {
+          const int ps = (8 * j) >> log2_page;  // the same for every lane
+          const bool lo_ok = (allowed_lo >> ps) & 1u, hi_ok = (allowed_hi >> ps) & 1u;
+#pragma unroll
+          for (int e = 0; e < 4; ++e) {
+            s[j][e] = (e < 2 ? lo_ok : hi_ok) ? s[j][e] * p.scale_log2 : -INFINITY;
+            tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
+          }
+        }
       } else {
         // Pages are >= 16 tokens, so each 8-column fragment j lies in one page slot: its slot,
         // length, start and the rows' allowed bits are looked up once per fragment, not per element.
@@ -217,14 +235,6 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
         for (int j = 0; j < 8; ++j) {
           const int ps = (8 * j) >> log2_page;  // the same for every lane
           const bool lo_ok = (allowed_lo >> ps) & 1u, hi_ok = (allowed_hi >> ps) & 1u;
-          if (full_tile) {  // masks only
-#pragma unroll
-            for (int e = 0; e < 4; ++e) {
-              s[j][e] = (e < 2 ? lo_ok : hi_ok) ? s[j][e] * p.scale_log2 : -INFINITY;
-              tile_max[e / 2] = fmaxf(tile_max[e / 2], s[j][e]);
-            }
-            continue;
-          }
           const bool in = ps < npages;
           const int len = in ? window[first + ps].valid : 0;
           const int start = in ? window[first + ps].logical * P : 0;

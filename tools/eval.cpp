@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 
@@ -129,13 +130,85 @@ nlohmann::json records_json(const std::vector<EvalRecord>& records) {
   return out;
 }
 
+/// The records of an earlier run's --json, checked field by field: a bad file is named with the
+/// record and field, never read as numbers it does not hold.
+std::vector<EvalRecord> records_from_json(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) bad_flag("--from-json", "cannot read '" + path + "'");
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(in);
+  } catch (const nlohmann::json::exception& e) {
+    bad_flag("--from-json", "'" + path + "' is not JSON: " + e.what());
+  }
+  if (!doc.is_object() || !doc.contains("records") || !doc["records"].is_array() || doc["records"].empty())
+    bad_flag("--from-json", "'" + path + "' has no records (a `losa eval --json` file holds a non-empty \"records\" array)");
+  std::vector<EvalRecord> records;
+  for (size_t i = 0; i < doc["records"].size(); ++i) {
+    const nlohmann::json& j = doc["records"][i];
+    auto field = [&](const char* name, auto& out) {
+      try {
+        out = j.at(name).get<std::decay_t<decltype(out)>>();
+      } catch (const nlohmann::json::exception&) {
+        bad_flag("--from-json", "record " + std::to_string(i) + " of '" + path + "': field '" + name +
+                                    "' is missing or of the wrong type");
+      }
+    };
+    EvalRecord r;
+    field("task", r.task);
+    field("mode", r.mode);
+    field("options", r.options);
+    field("budget_tokens", r.budget_tokens);
+    field("context_len", r.context_len);
+    field("accuracy", r.accuracy);
+    field("density", r.density);
+    field("active_tokens", r.active_tokens);
+    field("time_per_block_us", r.time_per_block_us);
+    field("block_size", r.block_size);
+    field("steps", r.steps);
+    if (!(r.accuracy >= 0.0 && r.accuracy <= 1.0) || !(r.density >= 0.0 && r.density <= 1.0) || r.context_len <= 0)
+      bad_flag("--from-json", "record " + std::to_string(i) + " of '" + path +
+                                  "': accuracy and density must be in 0..1 and context_len > 0");
+    records.push_back(std::move(r));
+  }
+  return records;
+}
+
+/// `--from-json`: the tables and the plot of an earlier run (one made on a GPU machine whose PNG
+/// did not come back, say), with the tasks in the file's order.
+int replot(const EvalFlags& f) {
+  const std::vector<EvalRecord> records = records_from_json(f.from_json);
+  std::vector<std::string> tasks;
+  std::vector<int> budgets;
+  for (const EvalRecord& r : records) {
+    if (std::find(tasks.begin(), tasks.end(), r.task) == tasks.end()) tasks.push_back(r.task);
+    if (r.budget_tokens > 0 && std::find(budgets.begin(), budgets.end(), r.budget_tokens) == budgets.end())
+      budgets.push_back(r.budget_tokens);
+  }
+  std::sort(budgets.begin(), budgets.end());
+  if (budgets.empty()) budgets = f.budgets;
+  std::map<int64_t, size_t> per_length;
+  for (const EvalRecord& r : records) ++per_length[r.context_len];
+  for (const auto& [len, n] : per_length)
+    if (n % tasks.size() != 0)
+      bad_flag("--from-json", "'" + f.from_json + "' holds " + std::to_string(n) + " records at length " +
+                                  std::to_string(len) + ", not a whole number of variants of its " +
+                                  std::to_string(tasks.size()) + " tasks");
+  print_tables(records, tasks);
+  if (!f.png_path.empty()) {
+    write_line_chart_png(accuracy_panels(records, budgets), f.png_path);
+    std::fprintf(stderr, "wrote %s\n", f.png_path.c_str());
+  }
+  return 0;
+}
+
 }  // namespace
 
 CLI::App* add_eval_command(CLI::App& app, EvalFlags& f) {
   CLI::App* c = app.add_subcommand(
       "eval", "Decode the long-context task suite (losa tasks) with a model in every attention mode and "
               "option set; print accuracy, density, active tokens and time per block; write JSON and a PNG.");
-  c->add_option("--model", f.model_dir, "model folder (config.json, safetensors) trained on the suite")->required();
+  c->add_option("--model", f.model_dir, "model folder (config.json, safetensors) trained on the suite (required unless --from-json)");
   c->add_option("--device", f.device, "cpu or cuda (default: cuda where present)");
   c->add_option("--threads", f.threads, "CPU threads (0: all cores)")->capture_default_str();
   c->add_option("--tasks", f.tasks, "tasks, or all")->capture_default_str();
@@ -156,10 +229,19 @@ CLI::App* add_eval_command(CLI::App& app, EvalFlags& f) {
   c->add_option("--json", f.json_path, "write the records here");
   c->add_option("--png", f.png_path, "write the accuracy plot here");
   c->add_flag("--progress", f.progress, "show the progress bar even when stderr is not a terminal");
+  c->add_option("--from-json", f.from_json,
+                "print the tables of an earlier run's --json file and, with --png, plot it; decodes nothing");
   return c;
 }
 
 int run_eval(const EvalFlags& f, const std::string& command_line) {
+  if (!f.from_json.empty()) {
+    if (!f.model_dir.empty()) bad_flag("--model", "does not apply with --from-json (the file holds the results)");
+    if (!f.json_path.empty()) bad_flag("--json", "does not apply with --from-json");
+    if (!f.png_path.empty()) open_output(f.png_path, "--png").close();
+    return replot(f);
+  }
+  if (f.model_dir.empty()) bad_flag("--model", "is required (a model folder), or --from-json FILE");
   const std::string device = f.device.empty() ? default_device() : f.device;
   check_device_flag(device);
   const std::vector<eval::Task> tasks = parse_tasks(f.tasks, "--tasks");

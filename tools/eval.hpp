@@ -28,6 +28,7 @@ struct EvalFlags {
   double threshold = 0.9;
   int batch = 16;
   std::string json_path, png_path;
+  std::string from_json;  ///< an earlier run's --json: print its tables and plot it, decode nothing
   bool progress = false;
 };
 

@@ -91,7 +91,9 @@ class CpuBackend final : public ModelBackend {
   void finish_layer(const LayerWeights& lw, const std::vector<float>& o, int64_t rows,
                     std::vector<float>& x) const;
   ForwardReport run_block(const int32_t* block_tokens, const uint8_t* take_part, bool commit);
-  void prefill(int seq, const std::vector<int32_t>& tokens);
+  void prefill(const std::vector<std::vector<int32_t>>& tokens);
+  // Sequences prefilled together: their GEMMs share rows and their attention runs in parallel.
+  int prefill_group(int num_seqs) const { return std::max(1, std::min(num_seqs, threads_)); }
 
   const Weights& w_;
   const ModelConfig& cfg_;
@@ -113,10 +115,10 @@ void CpuBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
   const int64_t pages = batch.pages;  // 64 bits, checked before anything is allocated
   const int64_t elem = dtype_bytes(options.kv_dtype);
   const int64_t page_bytes = 2 * cfg_.kv_dim() * (P + 1) * elem;  // K, V and the key bounds
+  const int64_t prefill_rows = int64_t{options.prefill_chunk} * prefill_group(S);
   const int64_t activations =
       int64_t{S} * B * cfg_.vocab_size * 4 +
-      int64_t{options.prefill_chunk} * (2 * cfg_.hidden_size + 2 * cfg_.intermediate_size +
-                                        cfg_.q_dim() * 2 + cfg_.kv_dim() * 2) * 4;
+      prefill_rows * (2 * cfg_.hidden_size + 2 * cfg_.intermediate_size + cfg_.q_dim() * 2 + cfg_.kv_dim() * 2) * 4;
   check_host_memory(pages * page_bytes * cfg_.num_hidden_layers + activations, "capacity_tokens",
                     "the KV cache (" + std::to_string(pages) + " pages per layer) and activations");
 
@@ -132,7 +134,7 @@ void CpuBackend::start(const std::vector<std::vector<int32_t>>& prefill_tokens,
   logits_.assign(static_cast<size_t>(S) * B * cfg_.vocab_size, 0.0f);
   decisions_.assign(cfg_.num_hidden_layers, std::vector<StepDecisions>(S));
   replay_.clear();
-  for (int s = 0; s < S; ++s) prefill(s, prefill_tokens[s]);
+  prefill(prefill_tokens);
 }
 
 CpuBackend::AttentionInputs CpuBackend::attention_inputs(const LayerWeights& lw,
@@ -173,33 +175,66 @@ void CpuBackend::finish_layer(const LayerWeights& lw, const std::vector<float>& 
   add_in_place(x.data(), tmp.data(), rows * H);
 }
 
-// Prefill of one sequence, chunk by chunk. Within a layer the chunk's blocks go through a dense
-// layer_step one after the other, each appending its K/V before the next block attends: the
-// same prefix-part + block-part merge as decoding, so block-causal attention has one
-// implementation. The chunk bounds the activations: [chunk, hidden] and [chunk, intermediate].
-void CpuBackend::prefill(int seq, const std::vector<int32_t>& tokens) {
+// Prefill, chunk by chunk, of up to prefill_group(S) sequences at a time. Within a layer the
+// chunk's blocks go through a dense layer_step one after the other, each appending its K/V before
+// the next block attends: the same prefix-part + block-part merge as decoding, so block-causal
+// attention has one implementation. The group's sequences share the layer's GEMMs (rows are
+// independent: a row's output is the same alone or batched) and run each block's layer_steps in
+// parallel, their appends after them as in run_block (PagedKVCache::append is not thread-safe).
+// A group's chunks bound the activations: [group x chunk, hidden] and [group x chunk, intermediate].
+void CpuBackend::prefill(const std::vector<std::vector<int32_t>>& tokens) {
   const int B = opt_.block_size, D = cfg_.head_dim;
   const int Hq = cfg_.num_attention_heads, Hk = cfg_.num_key_value_heads;
-  const int64_t H = cfg_.hidden_size, total = static_cast<int64_t>(tokens.size());
+  const int64_t H = cfg_.hidden_size, chunk = opt_.prefill_chunk;
   const BlockShape shape = block_shape(B);
   const ModeConfig dense;  // prefill attention is exact
-  for (int64_t c0 = 0; c0 < total; c0 += opt_.prefill_chunk) {
-    const int64_t rows = std::min<int64_t>(opt_.prefill_chunk, total - c0);
-    std::vector<int64_t> positions(static_cast<size_t>(rows));
-    std::iota(positions.begin(), positions.end(), c0);
-    std::vector<float> x(static_cast<size_t>(rows * H));
-    detail::embed(w_.embed_tokens, tokens.data() + c0, rows, x.data());
-    for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
-      const LayerWeights& lw = w_.layers[l];
-      AttentionInputs in = attention_inputs(lw, x, positions);
-      std::vector<float>&q = in.q, &k = in.k, &v = in.v, o(q.size());
-      for (int64_t b = 0; b < rows; b += B) {
-        LayerBlockState scratch;
-        const size_t qo = static_cast<size_t>(b) * Hq * D, ko = static_cast<size_t>(b) * Hk * D;
-        layer_step(*caches_[l], seq, shape, dense, &q[qo], &k[ko], &v[ko], scratch, &o[qo]);
-        caches_[l]->append(seq, &k[ko], &v[ko], B);
+  const int S = static_cast<int>(tokens.size()), group = prefill_group(S);
+  struct Part {
+    int seq;
+    int64_t row0, rows;  // its rows in the chunk's activations
+  };
+  for (int g0 = 0; g0 < S; g0 += group) {
+    const int g1 = std::min(S, g0 + group);
+    int64_t longest = 0;
+    for (int s = g0; s < g1; ++s) longest = std::max<int64_t>(longest, static_cast<int64_t>(tokens[s].size()));
+    for (int64_t c0 = 0; c0 < longest; c0 += chunk) {
+      std::vector<Part> parts;
+      int64_t rows = 0, most = 0;
+      for (int s = g0; s < g1; ++s) {
+        const int64_t n = std::min<int64_t>(chunk, static_cast<int64_t>(tokens[s].size()) - c0);
+        if (n <= 0) continue;
+        parts.push_back({s, rows, n});
+        rows += n;
+        most = std::max(most, n);
       }
-      finish_layer(lw, o, rows, x);
+      std::vector<int64_t> positions(static_cast<size_t>(rows));
+      std::vector<float> x(static_cast<size_t>(rows * H));
+      for (const Part& part : parts) {
+        std::iota(positions.begin() + part.row0, positions.begin() + part.row0 + part.rows, c0);
+        detail::embed(w_.embed_tokens, tokens[part.seq].data() + c0, part.rows, &x[part.row0 * H]);
+      }
+      for (int l = 0; l < cfg_.num_hidden_layers; ++l) {
+        const LayerWeights& lw = w_.layers[l];
+        AttentionInputs in = attention_inputs(lw, x, positions);
+        std::vector<float>&q = in.q, &k = in.k, &v = in.v, o(q.size());
+        for (int64_t b = 0; b < most; b += B) {
+          detail::parallel_for(static_cast<int64_t>(parts.size()), threads_, [&](int64_t begin, int64_t end) {
+            for (int64_t j = begin; j < end; ++j) {
+              const Part& part = parts[j];
+              if (b >= part.rows) continue;
+              LayerBlockState scratch;
+              const size_t qo = static_cast<size_t>(part.row0 + b) * Hq * D;
+              const size_t ko = static_cast<size_t>(part.row0 + b) * Hk * D;
+              layer_step(*caches_[l], part.seq, shape, dense, &q[qo], &k[ko], &v[ko], scratch, &o[qo]);
+            }
+          });
+          for (const Part& part : parts)
+            if (b < part.rows)
+              caches_[l]->append(part.seq, &k[static_cast<size_t>(part.row0 + b) * Hk * D],
+                                 &v[static_cast<size_t>(part.row0 + b) * Hk * D], B);
+        }
+        finish_layer(lw, o, rows, x);
+      }
     }
   }
 }

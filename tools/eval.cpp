@@ -130,6 +130,13 @@ nlohmann::json records_json(const std::vector<EvalRecord>& records) {
   return out;
 }
 
+/// The plot of a run's results, or of an earlier run's (--from-json), where --png asks for it.
+void plot(const std::vector<EvalRecord>& records, const std::vector<int>& budgets, const std::string& png_path) {
+  if (png_path.empty()) return;
+  write_line_chart_png(accuracy_panels(records, budgets), png_path);
+  std::fprintf(stderr, "wrote %s\n", png_path.c_str());
+}
+
 /// The records of an earlier run's --json, checked field by field: a bad file is named with the
 /// record and field, never read as numbers it does not hold.
 std::vector<EvalRecord> records_from_json(const std::string& path) {
@@ -195,10 +202,7 @@ int replot(const EvalFlags& f) {
                                   std::to_string(len) + ", not a whole number of variants of its " +
                                   std::to_string(tasks.size()) + " tasks");
   print_tables(records, tasks);
-  if (!f.png_path.empty()) {
-    write_line_chart_png(accuracy_panels(records, budgets), f.png_path);
-    std::fprintf(stderr, "wrote %s\n", f.png_path.c_str());
-  }
+  plot(records, budgets, f.png_path);
   return 0;
 }
 
@@ -309,10 +313,7 @@ int run_eval(const EvalFlags& f, const std::string& command_line) {
     close_output(json_out, f.json_path, "--json");
     std::fprintf(stderr, "wrote %s\n", f.json_path.c_str());
   }
-  if (!f.png_path.empty()) {
-    write_line_chart_png(accuracy_panels(records, f.budgets), f.png_path);
-    std::fprintf(stderr, "wrote %s\n", f.png_path.c_str());
-  }
+  plot(records, f.budgets, f.png_path);
   return 0;
 }
 

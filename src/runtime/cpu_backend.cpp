@@ -193,6 +193,7 @@ void CpuBackend::prefill(const std::vector<std::vector<int32_t>>& tokens) {
     int seq;
     int64_t row0, rows;  // its rows in the chunk's activations
   };
+  auto kv_at = [&](const Part& part, int64_t b) { return static_cast<size_t>(part.row0 + b) * Hk * D; };
   for (int g0 = 0; g0 < S; g0 += group) {
     const int g1 = std::min(S, g0 + group);
     int64_t longest = 0;
@@ -223,15 +224,12 @@ void CpuBackend::prefill(const std::vector<std::vector<int32_t>>& tokens) {
               const Part& part = parts[j];
               if (b >= part.rows) continue;
               LayerBlockState scratch;
-              const size_t qo = static_cast<size_t>(part.row0 + b) * Hq * D;
-              const size_t ko = static_cast<size_t>(part.row0 + b) * Hk * D;
+              const size_t qo = static_cast<size_t>(part.row0 + b) * Hq * D, ko = kv_at(part, b);
               layer_step(*caches_[l], part.seq, shape, dense, &q[qo], &k[ko], &v[ko], scratch, &o[qo]);
             }
           });
           for (const Part& part : parts)
-            if (b < part.rows)
-              caches_[l]->append(part.seq, &k[static_cast<size_t>(part.row0 + b) * Hk * D],
-                                 &v[static_cast<size_t>(part.row0 + b) * Hk * D], B);
+            if (b < part.rows) caches_[l]->append(part.seq, &k[kv_at(part, b)], &v[kv_at(part, b)], B);
         }
         finish_layer(lw, o, rows, x);
       }

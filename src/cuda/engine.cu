@@ -7,6 +7,7 @@
 #include "batch_view.hpp"
 #include "common.cuh"
 #include "dispatch.cuh"
+#include "launch.cuh"
 #include "launchers.hpp"
 #include "losa/cuda/device.hpp"
 #include "losa/cuda/engine.hpp"
@@ -240,6 +241,7 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
 
   const PagedKVView view = kernel_view(kv, s.mode.bounds8);
   ActiveSetView active{s.at<int32_t>(w.active_tokens), s.at<int32_t>(w.active_count), s.at<int32_t>(w.token_slot), B};
+  const ScopedStepPdl pdl(S > 1);  // every edge of a batch's step with PDL (launch.cuh)
 
   // 1. Which tokens get a fresh prefix part.
   s.mark("active_set");

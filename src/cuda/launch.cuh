@@ -39,11 +39,30 @@ inline bool programmatic_launch_supported() {
   return major >= 9;  // an attribute query: cheap, and right on every device of the process
 }
 
+/// The default for the step kernels that are off by default, while one engine step is enqueued on
+/// this thread (ScopedStepPdl): on for a batch of sequences, off for one.
+inline bool& step_pdl_default() {
+  thread_local bool on = false;
+  return on;
+}
+
+/// Sets step_pdl_default() for one engine step and restores it after: every edge of a step gained
+/// with PDL in batches and lost on one sequence (bench/NOTES.md, ninth and fifteenth rounds).
+class ScopedStepPdl {
+ public:
+  explicit ScopedStepPdl(bool on) : saved_(step_pdl_default()) { step_pdl_default() = on; }
+  ~ScopedStepPdl() { step_pdl_default() = saved_; }
+  ScopedStepPdl(const ScopedStepPdl&) = delete;
+  ScopedStepPdl& operator=(const ScopedStepPdl&) = delete;
+
+ private:
+  bool saved_;
+};
+
 /// Whether a kernel is launched with PDL, where the device supports it: LOSA_PDL=1 for every
-/// kernel of a step, LOSA_PDL=0 for none; unset, only for those whose launcher says
-/// `on_by_default` (the page scores: their bounds stream in while the active set is chosen,
-/// faster in every measured case; the other step kernels gained in batches and lost on one
-/// sequence, bench/NOTES.md, ninth round).
+/// kernel of a step, LOSA_PDL=0 for none; unset, for those whose launcher says `on_by_default`
+/// (the page scores: their bounds stream in while the active set is chosen, faster in every
+/// measured case) and, within a batch's step, for all (step_pdl_default()).
 inline bool programmatic_launch_enabled(bool on_by_default = false) {
   static const int setting = [] {  // 1 all, 0 none, -1 the defaults
     const char* env = std::getenv("LOSA_PDL");
@@ -51,7 +70,7 @@ inline bool programmatic_launch_enabled(bool on_by_default = false) {
     return std::strcmp(env, "1") == 0 ? 1 : 0;
   }();
   static const bool supported = programmatic_launch_supported();
-  return supported && (setting == 1 || (setting == -1 && on_by_default));
+  return supported && (setting == 1 || (setting == -1 && (on_by_default || step_pdl_default())));
 }
 
 /// `programmatic`: launch with PDL (the kernel must call wait_for_predecessor() before it reads

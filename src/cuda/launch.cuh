@@ -4,7 +4,8 @@
 // predecessor's writes are visible; it may read before that only what no earlier kernel writes
 // (the decode GEMM's weights). Kernels launched this way call wait_for_predecessor() before they
 // touch anything else. The step kernels use it as programmatic_launch_enabled() says (the page
-// scores by default, the others with LOSA_PDL=1); the decode GEMM always does on sm_90+.
+// scores by default, all of a batch's step by default, the others with LOSA_PDL=1); the decode
+// GEMM always does on sm_90+.
 // Kernels that call allow_successor() let a PDL-launched successor start early; for a successor
 // launched without PDL it changes nothing.
 #include <cuda_runtime.h>

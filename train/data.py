@@ -26,6 +26,7 @@ import torch
 
 MASK = 1
 EOS = 0
+ANSWER, TERMINATOR = 1, 2  # answer flags: a generated token; the eos that ends an answer (not its padding)
 TASKS = ["single_needle", "multi_key", "multi_value", "chain", "frequent", "copy"]
 COPY_TASK = TASKS.index("copy")  # training only (copy_examples), not a task of losa eval
 # The suite's vocabulary (include/losa/eval/tasks.hpp, src/eval/tasks.cpp): structure words below
@@ -108,16 +109,22 @@ def copy_examples(rng, count, min_len, max_len, vocab=512, questions=6, cue="any
 
 
 def example_tokens(parts, block, rng, lm=False):
-    """tokens, positions, block ids, noisy flags, targets (-100: no loss), answer flags of one
-    example."""
+    """tokens, positions, block ids, noisy flags, targets (-100: no loss), answer flags (0, ANSWER,
+    TERMINATOR) of one example."""
     pieces, generated = [], []
     for i, part in enumerate(parts):
         pieces.append(part)
-        generated.append(np.full(len(part), i % 2 == 1))
-        if i % 2 == 1:  # an answer: eos up to the block boundary
+        flags = np.full(len(part), ANSWER if i % 2 == 1 else 0, np.int8)
+        if i % 2 == 1:  # an answer: its terminating eos, then eos up to the block boundary
+            ends = np.flatnonzero(part == EOS)
+            if len(ends):
+                flags[ends[0]] = TERMINATOR
+            generated.append(flags)
             pad = -sum(len(p) for p in pieces) % block
             pieces.append(np.full(pad, EOS, np.int32))
-            generated.append(np.ones(pad, bool))
+            generated.append(np.full(pad, ANSWER, np.int8))
+        else:
+            generated.append(flags)
     full = np.concatenate(pieces)
     gen_all = np.concatenate(generated)
     n_clean = len(full)
@@ -143,7 +150,7 @@ def example_tokens(parts, block, rng, lm=False):
     positions = np.concatenate([np.arange(n_clean), np.arange(start, n_clean)])
     is_noisy = np.concatenate([np.zeros(n_clean, bool), np.ones(len(noisy), bool)])
     targets = np.concatenate([np.full(n_clean, -100, np.int64), target])
-    answers = np.concatenate([np.zeros(n_clean, bool), gen])
+    answers = np.concatenate([np.zeros(n_clean, np.int8), gen])
     return tokens, positions, positions // block, is_noisy, targets, answers
 
 
@@ -158,7 +165,7 @@ class Row:
         self.noisy = np.zeros(length, bool)
         self.docs = np.zeros(length, np.int64)
         self.targets = np.full(length, -100, np.int64)
-        self.answers = np.zeros(length, bool)
+        self.answers = np.zeros(length, np.int8)  # 0 prompt, ANSWER, TERMINATOR (an answer's first eos)
         self.tasks = np.full(length, -1, np.int64)
         self.context_lens = np.zeros(length, np.int64)  # the prompt length of each token's example
         self.used = 0

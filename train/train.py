@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from data import EOS, TASKS, copy_examples, dense_mask, pack_rows, read_shard  # noqa: E402
+from data import EOS, TASKS, TERMINATOR, copy_examples, dense_mask, pack_rows, read_shard  # noqa: E402
 from model import ModelShape, SdarModel, folder_shape, load_folder_weights  # noqa: E402
 
 PART_BYTES = 15 << 20
@@ -155,7 +155,7 @@ def fresh_stats():
     """Sums over the steps between two log lines."""
     return {"loss": 0.0, "lm_loss": 0.0, "n": 0, "correct": np.zeros(len(TASKS)), "count": np.zeros(len(TASKS)),
             "correct_by_len": np.zeros(len(LENGTH_BUCKETS)), "count_by_len": np.zeros(len(LENGTH_BUCKETS)),
-            "tokens": 0}
+            "end_correct": np.zeros(len(TASKS)), "end_count": np.zeros(len(TASKS)), "tokens": 0}
 
 
 def bucket_label(i):
@@ -219,7 +219,10 @@ def main():
                     help="copy documents' cue: anywhere in the passage, its start (the first version), or "
                          "'question find <name>' as the tasks ask (data.copy_examples)")
     ap.add_argument("--weight-decay", type=float, default=0.1)
-    ap.add_argument("--eos-weight", type=float, default=0.1, help="weight of the answers' eos tokens in the loss")
+    ap.add_argument("--eos-weight", type=float, default=0.1, help="weight of the answers' eos padding in the loss")
+    ap.add_argument("--end-weight", type=float, default=None,
+                    help="weight of the eos that ends each answer, averaged apart from the padding "
+                         "(default: none, the ending eos averaged with the padding as the earlier runs had it)")
     ap.add_argument("--pad-multiple", type=int, default=512, help="spans are padded to a multiple of this length")
     ap.add_argument("--save-moments", action="store_true", help="keep AdamW's moments in the checkpoint (twice its size)")
     ap.add_argument("--rewarm", type=int, default=50, help="warm-up steps after resuming without moments")
@@ -283,15 +286,23 @@ def main():
             sel = row["targets"][:used] >= 0
             logits = model.lm_head(hidden[sel]).float()
         targets = row["targets"][:used][sel]
-        is_answer = row["answers"][:used][sel]
+        flags = row["answers"][:used][sel]
+        is_answer = flags > 0
         ce = F.cross_entropy(logits, targets, reduction="none")
         # The answer's words and its eos (with the eos padding to a block boundary) averaged apart:
         # with eos in the same mean, the model learns where answers end and never starts to
         # retrieve (on the CPU probe: chance after 600 steps, against 5% and rising without it;
-        # bench/NOTES.md). Eos is easy and learned anyway at a small weight.
+        # bench/NOTES.md). Eos is easy and learned anyway at a small weight. The eos that ends an
+        # answer (not its padding) is where a chain of unknown length stops: --end-weight counts it
+        # with that weight beside the words (bench/NOTES.md, "Sixteenth round").
         is_eos = targets == EOS
         words, ends = is_answer & ~is_eos, is_answer & is_eos
-        answer_loss = masked_mean(ce, words) + args.eos_weight * masked_mean(ce, ends)
+        if args.end_weight is None:
+            answer_loss = masked_mean(ce, words) + args.eos_weight * masked_mean(ce, ends)
+        else:
+            terminators = flags == TERMINATOR
+            answer_loss = (masked_mean(ce, words) + args.eos_weight * masked_mean(ce, ends & ~terminators) +
+                           args.end_weight * masked_mean(ce, terminators))
         lm_loss = masked_mean(ce, ~is_answer)
         loss = answer_loss + args.lm_weight * lm_loss
         opt.zero_grad(set_to_none=True)
@@ -308,6 +319,14 @@ def main():
                 m = tasks == t
                 stats["correct"][t] += right[m].sum().item()
                 stats["count"][t] += m.sum().item()
+            # Where answers end: the terminating eos predicted at its masked position, per task.
+            ending = flags == TERMINATOR
+            end_right = (logits.argmax(-1) == EOS)[ending]
+            end_tasks = row["tasks"][:used][sel][ending]
+            for t in range(len(TASKS)):
+                m = end_tasks == t
+                stats["end_correct"][t] += end_right[m].sum().item()
+                stats["end_count"][t] += m.sum().item()
             bucket = torch.bucketize(row["context_lens"][:used][sel][words], torch.tensor(LENGTH_BUCKETS, device=device))
             for i in range(len(LENGTH_BUCKETS)):
                 m = bucket == i
@@ -323,6 +342,8 @@ def main():
             rec = {"step": step, "answer_loss": round(stats["loss"] / stats["n"], 4),
                    "lm_loss": round(stats["lm_loss"] / stats["n"], 4), "lr": lr,
                    "content_accuracy": acc,
+                   "end_accuracy": {TASKS[t]: round(stats["end_correct"][t] / stats["end_count"][t], 4)
+                                    for t in range(len(TASKS)) if stats["end_count"][t]},
                    "accuracy_by_context_len": {bucket_label(i): round(stats["correct_by_len"][i] / stats["count_by_len"][i], 4)
                                                for i in range(len(LENGTH_BUCKETS)) if stats["count_by_len"][i]},
                    "tokens_per_s": round(stats["tokens"] / dt),

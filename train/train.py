@@ -221,8 +221,8 @@ def main():
     ap.add_argument("--weight-decay", type=float, default=0.1)
     ap.add_argument("--eos-weight", type=float, default=0.1, help="weight of the answers' eos padding in the loss")
     ap.add_argument("--end-weight", type=float, default=None,
-                    help="weight of the eos that ends each answer, averaged apart from the padding "
-                         "(default: none, the ending eos averaged with the padding as the earlier runs had it)")
+                    help="the eos that ends each answer counted in the words' mean at this weight per token "
+                         "(default: none, averaged with the eos padding as the earlier runs had it)")
     ap.add_argument("--pad-multiple", type=int, default=512, help="spans are padded to a multiple of this length")
     ap.add_argument("--save-moments", action="store_true", help="keep AdamW's moments in the checkpoint (twice its size)")
     ap.add_argument("--rewarm", type=int, default=50, help="warm-up steps after resuming without moments")
@@ -300,9 +300,13 @@ def main():
         if args.end_weight is None:
             answer_loss = masked_mean(ce, words) + args.eos_weight * masked_mean(ce, ends)
         else:
+            # Each terminating eos weighs end_weight words in the words' mean. Averaged apart (a
+            # first try) each weighed ~5 words, and the model learned to stop early wherever the
+            # length was in doubt: a 6-hop chain answered with 5 words (bench/NOTES.md).
             terminators = flags == TERMINATOR
-            answer_loss = (masked_mean(ce, words) + args.eos_weight * masked_mean(ce, ends & ~terminators) +
-                           args.end_weight * masked_mean(ce, terminators))
+            weights = words.float() + args.end_weight * terminators.float()
+            answer_loss = ((ce * weights).sum() / weights.sum().clamp(min=1.0) +
+                           args.eos_weight * masked_mean(ce, ends & ~terminators))
         lm_loss = masked_mean(ce, ~is_answer)
         loss = answer_loss + args.lm_weight * lm_loss
         opt.zero_grad(set_to_none=True)

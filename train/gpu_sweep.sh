@@ -9,6 +9,9 @@ set -o pipefail
 seconds=$1; config=$2
 export PYTHONUNBUFFERED=1 OMP_NUM_THREADS=2 PYTORCH_CUDA_ALLOC_CONF=expandable_segments:True
 rm -rf /tmp/sweep && mkdir -p /tmp/sweep  # a warm machine keeps /tmp from the last call
+# The binary may travel xz-compressed (.train/losa.xz, a quarter of the bytes) when a large
+# checkpoint needs the carry's room.
+[ -f .train/losa ] || { [ -f .train/losa.xz ] && xz -dkc .train/losa.xz > .train/losa && chmod +x .train/losa; }
 # safetensors (train.py --init, export.py) is not on the GPU machine: its wheel travels in .train/wheels.
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .train/wheels/*.whl &&
   export PYTHONPATH=/tmp/site

@@ -155,3 +155,27 @@ def load_folder_weights(model, path):
     """An exported folder's model.safetensors into `model`, as fp32."""
     from safetensors.torch import load_file  # only the folders need safetensors
     model.load_state_dict({k: v.float() for k, v in load_file(os.path.join(path, "model.safetensors")).items()})
+
+
+def grow_depth(state, old_layers, new_layers):
+    """A state dict of `old_layers` layers widened to `new_layers` that computes the same function:
+    old layer j keeps its place in order, spread evenly; each added layer copies the layer before it
+    with its two output projections (o_proj, down_proj) zeroed, so its residual branches add nothing
+    until training moves them. Gives a deeper model that starts where the shallow one ended."""
+    if new_layers < old_layers:
+        raise ValueError(f"grow_depth: {new_layers} layers is fewer than the model's {old_layers}")
+    prefix = "model.layers."
+    place = {j: (j * new_layers) // old_layers for j in range(old_layers)}  # old j -> new index
+    source = {}  # new index -> (old layer copied, added?)
+    for i in range(new_layers):
+        j = max(k for k in range(old_layers) if place[k] <= i)
+        source[i] = (j, place[j] != i)
+    out = {k: v for k, v in state.items() if not k.startswith(prefix)}
+    for i, (j, added) in source.items():
+        for name, tensor in state.items():
+            if not name.startswith(f"{prefix}{j}."):
+                continue
+            rest = name[len(f"{prefix}{j}."):]
+            zero = added and rest in ("self_attn.o_proj.weight", "mlp.down_proj.weight")
+            out[f"{prefix}{i}.{rest}"] = torch.zeros_like(tensor) if zero else tensor.clone()
+    return out

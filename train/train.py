@@ -26,7 +26,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from data import EOS, TASKS, TERMINATOR, copy_examples, dense_mask, pack_rows, read_shard  # noqa: E402
-from model import ModelShape, SdarModel, folder_shape, load_folder_weights  # noqa: E402
+from model import ModelShape, SdarModel, folder_shape, grow_depth, load_folder_weights  # noqa: E402
 
 PART_BYTES = 15 << 20
 
@@ -164,7 +164,10 @@ def bucket_label(i):
 
 
 def save_checkpoint(path_prefix, model, opt, step, args):
-    state = {"model": model.state_dict(), "step": step, "shape": model.shape.to_dict(), "args": vars(args)}
+    weights = model.state_dict()
+    if args.checkpoint_bf16:  # half the bytes: a 12-layer model's checkpoint then fits the carry
+        weights = {k: v.to(torch.bfloat16) for k, v in weights.items()}
+    state = {"model": weights, "step": step, "shape": model.shape.to_dict(), "args": vars(args)}
     if args.save_moments:
         state["opt"] = {k: v for k, v in opt.state_dict().items() if k != "state"}
         state["opt_state"] = {i: {k: (v.to(torch.bfloat16) if torch.is_tensor(v) and v.dim() > 0 else v)
@@ -205,6 +208,9 @@ def main():
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--segment", type=int, default=4096,
                     help="attend a row in spans of whole documents of at most this many tokens")
+    ap.add_argument("--grow-layers", type=int, default=0,
+                    help="with --init: that many layers, the folder's spread evenly and each added one a copy of the "
+                         "layer before it with zeroed output projections (the same function at step 0)")
     ap.add_argument("--shape", default="", help="model shape overrides, e.g. hidden_size=128,num_hidden_layers=2")
     ap.add_argument("--questions", type=int, default=6, help="questions per context")
     ap.add_argument("--lm-max-len", type=int, default=8192, help="prompts up to this length are noised too")
@@ -224,6 +230,8 @@ def main():
                     help="the eos that ends each answer counted in the words' mean at this weight per token "
                          "(default: none, averaged with the eos padding as the earlier runs had it)")
     ap.add_argument("--pad-multiple", type=int, default=512, help="spans are padded to a multiple of this length")
+    ap.add_argument("--checkpoint-bf16", action="store_true",
+                    help="checkpoint weights in bf16 (rounded once per call; fp32 while training)")
     ap.add_argument("--save-moments", action="store_true", help="keep AdamW's moments in the checkpoint (twice its size)")
     ap.add_argument("--rewarm", type=int, default=50, help="warm-up steps after resuming without moments")
     args = ap.parse_args()
@@ -238,10 +246,18 @@ def main():
         shape = ModelShape(**ckpt["shape"])
     if args.init and not ckpt:
         shape = folder_shape(args.init)
+        if args.grow_layers:
+            init_layers, shape.num_hidden_layers = shape.num_hidden_layers, args.grow_layers
     model = SdarModel(shape).to(device)
     if args.init and not ckpt:
-        load_folder_weights(model, args.init)
-        print(f"initialised from {args.init}", flush=True)
+        if args.grow_layers:
+            small = SdarModel(folder_shape(args.init))
+            load_folder_weights(small, args.init)
+            model.load_state_dict(grow_depth(small.state_dict(), init_layers, args.grow_layers))
+            print(f"initialised from {args.init}, grown from {init_layers} to {args.grow_layers} layers", flush=True)
+        else:
+            load_folder_weights(model, args.init)
+            print(f"initialised from {args.init}", flush=True)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],

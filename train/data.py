@@ -114,17 +114,16 @@ def example_tokens(parts, block, rng, lm=False):
     pieces, generated = [], []
     for i, part in enumerate(parts):
         pieces.append(part)
-        flags = np.full(len(part), ANSWER if i % 2 == 1 else 0, np.int8)
-        if i % 2 == 1:  # an answer: its terminating eos, then eos up to the block boundary
-            ends = np.flatnonzero(part == EOS)
-            if len(ends):
-                flags[ends[0]] = TERMINATOR
-            generated.append(flags)
+        answer = i % 2 == 1
+        flags = np.full(len(part), ANSWER if answer else 0, np.int8)
+        ends = np.flatnonzero(part == EOS) if answer else []
+        if len(ends):
+            flags[ends[0]] = TERMINATOR
+        generated.append(flags)
+        if answer:  # eos up to the block boundary
             pad = -sum(len(p) for p in pieces) % block
             pieces.append(np.full(pad, EOS, np.int32))
             generated.append(np.full(pad, ANSWER, np.int8))
-        else:
-            generated.append(flags)
     full = np.concatenate(pieces)
     gen_all = np.concatenate(generated)
     n_clean = len(full)

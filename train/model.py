@@ -157,14 +157,15 @@ def load_folder_weights(model, path):
     model.load_state_dict({k: v.float() for k, v in load_file(os.path.join(path, "model.safetensors")).items()})
 
 
-def grow_depth(state, old_layers, new_layers):
-    """A state dict of `old_layers` layers widened to `new_layers` that computes the same function:
+def grow_depth(state, new_layers):
+    """The state dict of a model deepened to `new_layers` layers that computes the same function:
     old layer j keeps its place in order, spread evenly; each added layer copies the layer before it
     with its two output projections (o_proj, down_proj) zeroed, so its residual branches add nothing
     until training moves them. Gives a deeper model that starts where the shallow one ended."""
+    prefix = "model.layers."
+    old_layers = 1 + max(int(k[len(prefix):].split(".")[0]) for k in state if k.startswith(prefix))
     if new_layers < old_layers:
         raise ValueError(f"grow_depth: {new_layers} layers is fewer than the model's {old_layers}")
-    prefix = "model.layers."
     place = {j: (j * new_layers) // old_layers for j in range(old_layers)}  # old j -> new index
     source = {}  # new index -> (old layer copied, added?)
     for i in range(new_layers):

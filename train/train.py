@@ -8,6 +8,7 @@ committed model and the losa binary, not a 46 MB one, and AdamW's moments (beta2
 re-estimated within a few dozen steps, over which the learning rate warms up again.
 """
 import argparse
+import dataclasses
 import glob
 import io
 import json
@@ -158,6 +159,13 @@ def fresh_stats():
             "end_correct": np.zeros(len(TASKS)), "end_count": np.zeros(len(TASKS)), "tokens": 0}
 
 
+def sums_by(ids, n, values=None):
+    """Per id in 0..n-1 the sum of `values` (or the count), as numpy: one copy from the device
+    instead of two synchronising .item() calls per id."""
+    weights = None if values is None else values.double()
+    return torch.bincount(ids, weights=weights, minlength=n)[:n].cpu().numpy()
+
+
 def bucket_label(i):
     lo = 0 if i == 0 else LENGTH_BUCKETS[i - 1]
     return f">{lo}" if i == len(LENGTH_BUCKETS) - 1 else f"<={LENGTH_BUCKETS[i]}"
@@ -244,20 +252,21 @@ def main():
     ckpt = load_checkpoint(args.resume) if args.resume else None
     if ckpt:
         shape = ModelShape(**ckpt["shape"])
+    if args.grow_layers and not args.init:
+        raise SystemExit("--grow-layers needs --init (the folder whose model is grown)")
     if args.init and not ckpt:
         shape = folder_shape(args.init)
         if args.grow_layers:
-            init_layers, shape.num_hidden_layers = shape.num_hidden_layers, args.grow_layers
+            shape = dataclasses.replace(shape, num_hidden_layers=args.grow_layers)
     model = SdarModel(shape).to(device)
     if args.init and not ckpt:
         if args.grow_layers:
-            small = SdarModel(folder_shape(args.init))
-            load_folder_weights(small, args.init)
-            model.load_state_dict(grow_depth(small.state_dict(), init_layers, args.grow_layers))
-            print(f"initialised from {args.init}, grown from {init_layers} to {args.grow_layers} layers", flush=True)
+            folder_model = SdarModel(folder_shape(args.init))
+            load_folder_weights(folder_model, args.init)
+            model.load_state_dict(grow_depth(folder_model.state_dict(), args.grow_layers))
         else:
             load_folder_weights(model, args.init)
-            print(f"initialised from {args.init}", flush=True)
+        print(f"initialised from {args.init} ({shape.num_hidden_layers} layers)", flush=True)
     decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
     no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}],
@@ -333,25 +342,18 @@ def main():
         with torch.no_grad():
             # Content words only: eos (and the eos padding to a block boundary) is learned in a
             # few hundred steps and would hide whether the model retrieves anything.
-            right = (logits.argmax(-1) == targets).float()[words]
-            tasks = row["tasks"][:used][sel][words]
-            for t in range(len(TASKS)):
-                m = tasks == t
-                stats["correct"][t] += right[m].sum().item()
-                stats["count"][t] += m.sum().item()
+            predicted = logits.argmax(-1)
+            right = (predicted == targets)[words]
+            tasks = row["tasks"][:used][sel]
+            stats["correct"] += sums_by(tasks[words], len(TASKS), right)
+            stats["count"] += sums_by(tasks[words], len(TASKS))
             # Where answers end: the terminating eos predicted at its masked position, per task.
             ending = flags == TERMINATOR
-            end_right = (logits.argmax(-1) == EOS)[ending]
-            end_tasks = row["tasks"][:used][sel][ending]
-            for t in range(len(TASKS)):
-                m = end_tasks == t
-                stats["end_correct"][t] += end_right[m].sum().item()
-                stats["end_count"][t] += m.sum().item()
+            stats["end_correct"] += sums_by(tasks[ending], len(TASKS), (predicted == EOS)[ending])
+            stats["end_count"] += sums_by(tasks[ending], len(TASKS))
             bucket = torch.bucketize(row["context_lens"][:used][sel][words], torch.tensor(LENGTH_BUCKETS, device=device))
-            for i in range(len(LENGTH_BUCKETS)):
-                m = bucket == i
-                stats["correct_by_len"][i] += right[m].sum().item()
-                stats["count_by_len"][i] += m.sum().item()
+            stats["correct_by_len"] += sums_by(bucket, len(LENGTH_BUCKETS), right)
+            stats["count_by_len"] += sums_by(bucket, len(LENGTH_BUCKETS))
         stats["loss"] += answer_loss.item()
         stats["lm_loss"] += lm_loss.item()
         stats["n"] += 1

@@ -82,7 +82,7 @@ struct Table {
                 {"stats", stats_json(m)},    {"workspace_bytes", m.workspace_bytes},
                 {"layer_state_bytes", m.layer_state_bytes}};
       if (m.mode.mode == Mode::losa) {
-        r["active_rule"] = m.mode.active_rule == ActiveRule::top_k ? "top_k" : "tau";
+        r["active_rule"] = active_rule_name(m.mode.active_rule);
         r["k_active"] = m.mode.k_active;
         r["tau"] = m.mode.tau;
       }

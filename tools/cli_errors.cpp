@@ -21,6 +21,8 @@ const std::map<std::string, std::vector<std::string>>& flags_by_argument() {
       {"capacity_tokens", {"--max-new-tokens"}},  // the KV cache is sized from it
       {"changing_tokens", {"--changing"}},
       {"config", {"--random-weights"}},
+      {"delta_min", {"--delta-min"}},
+      {"delta_mins", {"--delta-min"}},
       {"drift", {"--drift"}},
       {"dtype", {"--dtype", "--kv-dtype"}},
       {"head_dim", {"--head-dim"}},

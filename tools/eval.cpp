@@ -223,6 +223,8 @@ CLI::App* add_eval_command(CLI::App& app, EvalFlags& f) {
   c->add_option("--budgets", f.budgets, "token budgets of quest, losa, sparsed")->capture_default_str();
   c->add_option("--k-active", f.k_actives, "LoSA top-k active-token variants")->capture_default_str();
   c->add_option("--tau", f.taus, "LoSA change-share variants")->capture_default_str();
+  c->add_option("--delta-min", f.delta_mins,
+                "LoSA per-row change-threshold variants (every token whose normalised change reaches it is active)");
   c->add_option("--skip", f.skip, "SparseD full-step fraction")->capture_default_str();
   c->add_option("--block-size", f.block_size, "block size B")->capture_default_str();
   c->add_option("--steps", f.steps, "denoising steps per block (0: B)")->capture_default_str();
@@ -255,6 +257,7 @@ int run_eval(const EvalFlags& f, const std::string& command_line) {
   grid.budgets = f.budgets;
   grid.k_actives = f.k_actives;
   grid.taus = f.taus;
+  grid.delta_mins = f.delta_mins;
   grid.sparsed_skip = f.skip;
   if (grid.modes.empty()) bad_flag("--modes", "names no mode");
   for (int b : f.budgets)

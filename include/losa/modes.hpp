@@ -8,9 +8,14 @@ enum class Mode { dense, quest, losa, sparsed };
 /// attend=own: each row attends only to the pages it selected; attend=union: to every page its
 /// KV head loaded.
 enum class Attend { own, union_ };
-/// LoSA's active-set rule: the top k_active changed tokens, or the fewest largest changes whose
-/// share of the total change reaches tau.
-enum class ActiveRule { top_k, tau };
+/// LoSA's active-set rule: the top k_active changed tokens; the fewest largest changes whose
+/// share of the total change reaches tau; or every token whose own normalised change reaches
+/// delta_min (a per-row threshold: a row's need of recomputation does not shrink because
+/// another row, just unmasked, changed far more).
+enum class ActiveRule { top_k, tau, delta_min };
+
+const char* active_rule_name(ActiveRule r);  ///< "top_k", "tau", "delta_min"
+
 
 const char* mode_name(Mode m);
 Mode parse_mode(const std::string& name);  ///< "dense", "quest", "losa", "sparsed"
@@ -30,6 +35,7 @@ struct ModeConfig {
   ActiveRule active_rule = ActiveRule::tau;
   int k_active = 4;
   double tau = 0.5;
+  double delta_min = 0.01;  ///< the delta_min rule's threshold on the normalised change
   bool losa_step0_quest = false;  ///< step 0 by quest instead of dense
   /// Adds the normalised change of the token's block keys and values to its query change
   /// (the paper's combined QKV score).

@@ -75,10 +75,11 @@ std::vector<double> change_scores(const BlockShape& shape, const float* q, const
 
 /// The active set from change scores, sorted by token index. Tokens with a zero change are
 /// never active (recomputing them would change nothing the cache does not hold).
-/// top_k: the k_active largest; tau: the fewest largest whose sum reaches tau * total.
-/// Ties go to the lower token index.
+/// top_k: the k_active largest; tau: the fewest largest whose sum reaches tau * total;
+/// delta_min: every token whose change is >= delta_min. Ties go to the lower token index.
+/// Only the chosen rule's parameter is read (and validated).
 std::vector<int> select_active_tokens(const std::vector<double>& delta, ActiveRule rule,
-                                      int k_active, double tau);
+                                      int k_active, double tau, double delta_min = 0.01);
 
 /// SparseD's attention mass per (q head, page): sum over all block tokens i and keys j of the
 /// page of exp(scale * q_i . k_j - lse_i), with lse_i the row's full (prefix + block) lse.

@@ -1,5 +1,6 @@
 // LoSA's change score and active-set rules: naive reference.
 #include <algorithm>
+#include <cmath>
 #include <limits>
 #include <numeric>
 
@@ -51,13 +52,16 @@ std::vector<double> change_scores(const BlockShape& shape, const float* q, const
 }
 
 std::vector<int> select_active_tokens(const std::vector<double>& delta, ActiveRule rule,
-                                      int k_active, double tau) {
+                                      int k_active, double tau, double delta_min) {
   const int n = static_cast<int>(delta.size());
   if (rule == ActiveRule::top_k)
     LOSA_CHECK_ARG(k_active >= 0 && k_active <= n, "k_active", "must be in [0, ", n, "], got ",
                    k_active);
-  else
+  else if (rule == ActiveRule::tau)
     LOSA_CHECK_ARG(tau > 0.0 && tau <= 1.0, "tau", "must be in (0, 1], got ", tau);
+  else
+    LOSA_CHECK_ARG(std::isfinite(delta_min) && delta_min > 0.0, "delta_min",
+                   "must be finite and > 0, got ", delta_min);
   for (int i = 0; i < n; ++i)
     LOSA_CHECK_ARG(delta[i] >= 0.0, "delta", "entry ", i, " is ", delta[i],
                    "; change scores are >= 0 (NaN is rejected)");
@@ -68,6 +72,8 @@ std::vector<int> select_active_tokens(const std::vector<double>& delta, ActiveRu
   size_t take = 0;
   if (rule == ActiveRule::top_k) {
     take = std::min(order.size(), static_cast<size_t>(k_active));
+  } else if (rule == ActiveRule::delta_min) {
+    while (take < order.size() && delta[order[take]] >= delta_min) ++take;
   } else {
     double total = 0.0;
     for (int i : order) total += delta[i];

@@ -28,6 +28,15 @@ const char* mode_name(Mode m) {
   return "?";
 }
 
+const char* active_rule_name(ActiveRule r) {
+  switch (r) {
+    case ActiveRule::top_k: return "top_k";
+    case ActiveRule::tau: return "tau";
+    case ActiveRule::delta_min: return "delta_min";
+  }
+  return "?";
+}
+
 Mode parse_mode(const std::string& name) {
   if (name == "dense") return Mode::dense;
   if (name == "quest") return Mode::quest;
@@ -52,8 +61,11 @@ void validate(const ModeConfig& c, int block_size, int page_size) {
     if (c.active_rule == ActiveRule::top_k)
       LOSA_CHECK_ARG(c.k_active >= 0 && c.k_active <= block_size, "k_active",
                      "must be in [0, block_size=", block_size, "], got ", c.k_active);
-    else
+    else if (c.active_rule == ActiveRule::tau)
       LOSA_CHECK_ARG(c.tau > 0.0 && c.tau <= 1.0, "tau", "must be in (0, 1], got ", c.tau);
+    else
+      LOSA_CHECK_ARG(std::isfinite(c.delta_min) && c.delta_min > 0.0, "delta_min",
+                     "must be finite and > 0 (a token with no change is never active), got ", c.delta_min);
   }
   if (c.mode == Mode::sparsed) {
     LOSA_CHECK_ARG(c.steps_per_block > 0, "steps_per_block", "must be > 0, got ",

@@ -60,7 +60,7 @@ StepDecisions decide_step(const PagedKVCache& cache, int seq, const BlockShape& 
                 ? change_scores(shape, q, state.q_ref().data(), k_blk, state.k_ref().data(), v_blk,
                                 state.v_ref().data())
                 : change_scores(shape, q, state.q_ref().data());
-        d.tokens = select_active_tokens(delta, config.active_rule, config.k_active, config.tau);
+        d.tokens = select_active_tokens(delta, config.active_rule, config.k_active, config.tau, config.delta_min);
         if (!d.tokens.empty()) {
           d.selection =
               quest_select(cache, seq, shape, q, d.tokens, config.budget_tokens, config.attend, config.bounds8);

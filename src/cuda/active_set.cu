@@ -1,4 +1,4 @@
-// LoSA's change score per block token and the active-set rules (top k_active, tau), or every
+// LoSA's change score per block token and the active-set rules (top k_active, tau, delta_min), or every
 // token active for a full step. One CTA per (sequence, token) reduces its change; the last CTA
 // of a sequence to finish (an atomic ticket per sequence) selects, so the whole batch is one
 // launch with no host round trip.
@@ -108,7 +108,9 @@ __global__ void __launch_bounds__(kThreads) active_set_kernel(const __grid_const
           before += d[j];
         }
       }
-      active = d[i] > 0.0 && (p.rule == 1 ? rank < p.k_active : before < p.tau * total);
+      active = d[i] > 0.0 && (p.rule == 1   ? rank < p.k_active
+                              : p.rule == 2 ? before < p.tau * total
+                                            : d[i] >= p.delta_min);
     }
     chosen[i] = active;
   }

@@ -257,9 +257,13 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   ap.block_size = B;
   ap.num_q_heads = Hq;
   ap.num_kv_heads = Hk;
-  ap.rule = full ? 0 : (s.mode.active_rule == ActiveRule::top_k ? 1 : 2);
+  ap.rule = full ? 0
+                 : s.mode.active_rule == ActiveRule::top_k ? 1
+                 : s.mode.active_rule == ActiveRule::tau   ? 2
+                                                           : 3;
   ap.k_active = s.mode.k_active;
   ap.tau = s.mode.tau;
+  ap.delta_min = s.mode.delta_min;
   ap.delta = s.at<double>(w.delta);
   ap.ticket = s.at<unsigned>(w.active_ticket);
   ap.tokens = s.at<int32_t>(w.active_tokens);

@@ -104,9 +104,10 @@ struct ActiveSetParams {
   const void* k_ref = nullptr;  ///< [S, B, Hk, D]
   const void* v_ref = nullptr;
   int block_size = 0, num_q_heads = 0, num_kv_heads = 0;
-  int rule = 0;  ///< 0: every token active, 1: top k_active, 2: tau
+  int rule = 0;  ///< 0: every token active, 1: top k_active, 2: tau, 3: delta_min
   int k_active = 0;
   double tau = 0.5;
+  double delta_min = 0.01;
   double* delta = nullptr;        ///< [S, B] change scores (out)
   unsigned* ticket = nullptr;     ///< [S] zero before the first launch; the last CTA resets it
   int32_t* tokens = nullptr;      ///< [S, B] out

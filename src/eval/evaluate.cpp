@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <map>
 
@@ -49,6 +50,14 @@ std::vector<ModeVariant> make_variants(const VariantGrid& grid, int64_t context_
           l.config.active_rule = ActiveRule::tau;
           l.config.tau = tau;
           l.options = "tau=" + format_number(tau);
+          out.push_back(l);
+        }
+        for (double theta : grid.delta_mins) {
+          LOSA_CHECK_ARG(std::isfinite(theta) && theta > 0.0, "delta_mins", "must be finite and > 0, got ", theta);
+          ModeVariant l = b;
+          l.config.active_rule = ActiveRule::delta_min;
+          l.config.delta_min = theta;
+          l.options = "delta_min=" + format_number(theta);
           out.push_back(l);
         }
       } else {  // sparsed: the same share of the prefix as the token budget

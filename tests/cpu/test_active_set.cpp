@@ -1,5 +1,7 @@
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <random>
 
 #include "common/test_util.hpp"
@@ -81,6 +83,35 @@ TEST(ActiveSet, TauPicksSmallestSetReachingTau) {
       if (taken) continue;
       for (int j : got) EXPECT_TRUE(d[i] < d[j] || (d[i] == d[j] && i > j)) << trial;
     }
+  }
+}
+
+// The delta_min rule: exactly the tokens at or above the threshold (the boundary included), and
+// unlike tau its choice of one token does not depend on how much the others changed.
+TEST(ActiveSet, DeltaMinTakesEveryTokenAtOrAboveTheThreshold) {
+  const std::vector<double> d{0.1, 0.5, 0.0, 0.01, 0.009999, 2.0};
+  EXPECT_EQ(select_active_tokens(d, ActiveRule::delta_min, 0, 0, 0.01), (std::vector<int>{0, 1, 3, 5}));
+  EXPECT_EQ(select_active_tokens(d, ActiveRule::delta_min, 0, 0, 3.0), (std::vector<int>{}));
+  // A positive threshold never takes an unchanged token, however small.
+  EXPECT_EQ(select_active_tokens(d, ActiveRule::delta_min, 0, 0, 1e-300), (std::vector<int>{0, 1, 3, 4, 5}));
+  std::mt19937 rng(5);
+  for (int trial = 0; trial < 200; ++trial) {
+    const int n = 1 + trial % 32;
+    std::vector<double> x(n);
+    for (auto& e : x) e = (rng() % 4 == 0) ? 0.0 : std::ldexp(static_cast<double>(rng() % 1000 + 1), -int(rng() % 20));
+    const double theta = std::ldexp(static_cast<double>(rng() % 1000 + 1), -int(rng() % 20));
+    const std::vector<int> got = select_active_tokens(x, ActiveRule::delta_min, 0, 0, theta);
+    std::vector<int> want;
+    for (int i = 0; i < n; ++i)
+      if (x[i] >= theta) want.push_back(i);
+    EXPECT_EQ(got, want) << "trial " << trial;
+    // One token's change growing a thousandfold leaves every other token's choice as it was.
+    std::vector<double> y = x;
+    y[trial % n] *= 1000.0;
+    const std::vector<int> grown = select_active_tokens(y, ActiveRule::delta_min, 0, 0, theta);
+    for (int i = 0; i < n; ++i)
+      if (i != trial % n)
+        EXPECT_EQ(std::count(grown.begin(), grown.end(), i), std::count(got.begin(), got.end(), i)) << trial;
   }
 }
 

@@ -61,6 +61,11 @@ TEST(Errors, ModeConfiguration) {
   c.active_rule = ActiveRule::top_k;
   c.k_active = 5;  // block of 4
   expect_argument_error([&] { in.step(in.shape, c, in.q.data()); }, "k_active");
+  c.active_rule = ActiveRule::delta_min;
+  c.delta_min = 0.0;
+  expect_argument_error([&] { in.step(in.shape, c, in.q.data()); }, "delta_min");
+  c.delta_min = NAN;
+  expect_argument_error([&] { in.step(in.shape, c, in.q.data()); }, "delta_min");
   c = ModeConfig{};
   c.mode = Mode::sparsed;
   c.sparsed_select = 0.0;
@@ -114,6 +119,8 @@ TEST(Errors, ActiveSetInputs) {
   expect_argument_error([] { select_active_tokens({0.1, NAN}, ActiveRule::tau, 0, 0.5); }, "delta");
   expect_argument_error([] { select_active_tokens({0.1, -1.0}, ActiveRule::tau, 0, 0.5); }, "delta");
   expect_argument_error([] { select_active_tokens({0.1}, ActiveRule::tau, 0, 1.5); }, "tau");
+  for (double theta : {0.0, -0.1, double(NAN), double(INFINITY)})
+    expect_argument_error([&] { select_active_tokens({0.1}, ActiveRule::delta_min, 0, 0.5, theta); }, "delta_min");
   expect_argument_error([] { quest_row_pages(nullptr, 4, -1); }, "budget_pages");
 }
 

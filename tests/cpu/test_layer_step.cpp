@@ -50,7 +50,7 @@ TEST(LayerStep, LosaStepZeroEqualsDense) {
 }
 
 TEST(LayerStep, LosaUnchangedQueriesReuseStepZeroBitForBit) {
-  for (ActiveRule rule : {ActiveRule::tau, ActiveRule::top_k}) {
+  for (ActiveRule rule : {ActiveRule::tau, ActiveRule::top_k, ActiveRule::delta_min}) {
     Fixture f;
     const auto q = f.q(1), k = f.kv(2), v = f.kv(3);
     ModeConfig c = mode(Mode::losa);
@@ -65,6 +65,33 @@ TEST(LayerStep, LosaUnchangedQueriesReuseStepZeroBitForBit) {
       EXPECT_EQ(s.density(), 0.0);
       EXPECT_EQ(s.kv_bytes, 0);
     }
+  }
+}
+
+// The delta_min rule reaches the layer step with its own threshold: token 2 moves by a tenth
+// of its size (normalised change 0.01), token 5 by 2x (4); thresholds around each pick
+// exactly the tokens above them.
+TEST(LayerStep, LosaDeltaMinThresholdPicksTheTokensAboveIt) {
+  Fixture f;
+  const auto q0 = f.q(1), k = f.kv(2), v = f.kv(3);
+  auto q1 = q0;
+  const size_t per_token = static_cast<size_t>(f.shape.num_q_heads) * f.shape.head_dim;
+  for (size_t e = 0; e < per_token; ++e) {
+    q1[2 * per_token + e] *= 1.1f;
+    q1[5 * per_token + e] *= 3.0f;
+  }
+  const std::vector<std::pair<double, std::vector<int>>> cases{{1e-3, {2, 5}}, {0.02, {5}}, {5.0, {}}};
+  for (const auto& [theta, want] : cases) {
+    ModeConfig c = mode(Mode::losa);
+    c.active_rule = ActiveRule::delta_min;
+    c.delta_min = theta;
+    LayerBlockState st;
+    run(f, c, st, q0, k, v);
+    StepDecisions d;
+    std::vector<float> o(q1.size(), test::kPoison);
+    const StepStats s = layer_step(f.rc.cache, 0, f.shape, c, q1.data(), k.data(), v.data(), st, o.data(), nullptr, &d);
+    EXPECT_EQ(s.active_tokens, static_cast<int>(want.size())) << "delta_min " << theta;
+    EXPECT_EQ(d.tokens, want) << "delta_min " << theta;
   }
 }
 

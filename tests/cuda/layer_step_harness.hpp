@@ -37,8 +37,10 @@ inline void check_active_set(const BlockShape& shape, const ModeConfig& mode, co
                          ? change_scores(shape, in.q.data(), before.q_ref().data(), in.k.data(), before.k_ref().data(),
                                          in.v.data(), before.v_ref().data())
                          : change_scores(shape, in.q.data(), before.q_ref().data());
+  // The change where the rule draws its line: delta_min's threshold, else the smallest taken.
   double boundary = INFINITY;
   for (int t : cpu.tokens) boundary = std::min(boundary, delta[t]);
+  if (mode.active_rule == ActiveRule::delta_min) boundary = mode.delta_min;
   for (int t = 0; t < shape.block_size; ++t) {
     const bool g = std::count(gpu.tokens.begin(), gpu.tokens.end(), t) > 0;
     const bool c = std::count(cpu.tokens.begin(), cpu.tokens.end(), t) > 0;

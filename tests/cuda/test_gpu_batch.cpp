@@ -209,6 +209,13 @@ TEST(GpuBatch, LosaTopKWithKvChange) {
   m.change_includes_kv = true;
   check_batch_against_singles_and_cpu(m);
 }
+TEST(GpuBatch, LosaDeltaMin) {  // one token per sequence jumps (change ~2), the rest drift (~1e-4)
+  LOSA_REQUIRE_GPU();
+  ModeConfig m = mode_of(Mode::losa);
+  m.active_rule = ActiveRule::delta_min;
+  m.delta_min = 0.01;
+  check_batch_against_singles_and_cpu(m);
+}
 TEST(GpuBatch, SparsedOwn) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::sparsed)); }
 TEST(GpuBatch, SparsedUnion) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::sparsed, Attend::union_)); }
 // Both instances of the split merge (32 partial rows in flight per warp for one-wave grids, 5 for

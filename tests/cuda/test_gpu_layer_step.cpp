@@ -103,6 +103,14 @@ TEST_P(GpuModeTest, LosaTopKWithKvChange) {
   m.losa_step0_quest = true;
   check(m, 4);
 }
+// Per-row threshold between the drifting tokens' change (~1e-4) and the jumping ones' (~1):
+// the jumping third of the block is active at each sparse step.
+TEST_P(GpuModeTest, LosaDeltaMin) {
+  ModeConfig m = make_mode(Mode::losa);
+  m.active_rule = ActiveRule::delta_min;
+  m.delta_min = 0.01;
+  check(m, 4);
+}
 TEST_P(GpuModeTest, SparsedOwn) { check(make_mode(Mode::sparsed), 5); }
 // 8-bit bounds: the selection is made from the stored 8-bit bounds on both sides.
 TEST_P(GpuModeTest, QuestBounds8) {

@@ -32,19 +32,29 @@ runtime::ModelConfig small_config() {
 TEST(Evaluate, VariantsCoverTheGrid) {
   VariantGrid grid;
   grid.k_actives = {0, 2};
+  grid.delta_mins = {0.01, 0.05};
   const std::vector<ModeVariant> v = make_variants(grid, 4096);
-  // dense 1, quest 4, losa 4 x (2 k + 1 tau), sparsed 4
-  ASSERT_EQ(v.size(), 1u + 4u + 12u + 4u);
+  // dense 1, quest 4, losa 4 x (2 k + 1 tau + 2 delta_min), sparsed 4
+  ASSERT_EQ(v.size(), 1u + 4u + 20u + 4u);
   EXPECT_EQ(v[0].mode, "dense");
   EXPECT_EQ(v[0].budget_tokens, 0);
   std::set<std::string> keys;
+  int delta_min_variants = 0;
   for (const ModeVariant& m : v) keys.insert(m.mode + m.options + std::to_string(m.budget_tokens));
   EXPECT_EQ(keys.size(), v.size()) << "every variant is told apart by mode, options and budget";
   for (const ModeVariant& m : v) {
     if (m.mode == "sparsed") EXPECT_DOUBLE_EQ(m.config.sparsed_select, m.budget_tokens / 4096.0);
     if (m.mode != "dense") EXPECT_EQ(m.config.budget_tokens, m.budget_tokens);
+    if (m.options.rfind("delta_min=", 0) == 0) {
+      ++delta_min_variants;
+      EXPECT_EQ(m.config.active_rule, ActiveRule::delta_min);
+      EXPECT_EQ(m.options, m.config.delta_min == 0.01 ? "delta_min=0.01" : "delta_min=0.05");
+    }
   }
+  EXPECT_EQ(delta_min_variants, 8);
   EXPECT_THROW(make_variants(grid, 0), ArgumentError);
+  grid.delta_mins = {0.0};
+  EXPECT_THROW(make_variants(grid, 4096), ArgumentError);
 }
 
 TEST(Evaluate, SeedsAreApartFromTrainingShards) {

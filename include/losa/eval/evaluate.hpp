@@ -16,7 +16,7 @@ namespace losa::eval {
 /// One option set of one mode: what a record is keyed by.
 struct ModeVariant {
   std::string mode;       ///< dense, quest, losa, sparsed
-  std::string options;    ///< "k_active=4", "tau=0.5", "select=0.0078,skip=0.2"; "" for dense, quest
+  std::string options;    ///< "k_active=4", "tau=0.5", "delta_min=0.01", "select=0.0078,skip=0.2"; "" for dense, quest
   int budget_tokens = 0;  ///< 0 for dense (it reads the whole prefix)
   ModeConfig config;
 };
@@ -26,6 +26,7 @@ struct VariantGrid {
   std::vector<int> budgets = {128, 256, 512, 1024};
   std::vector<int> k_actives = {0};  ///< LoSA's top-k rule variants (0: reuse step 0's prefix state)
   std::vector<double> taus = {0.5};  ///< LoSA's change-share rule variants
+  std::vector<double> delta_mins;    ///< LoSA's per-row change-threshold variants
   double sparsed_skip = 0.2;
 };
 

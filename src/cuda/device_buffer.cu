@@ -30,7 +30,11 @@ DeviceBuffer& DeviceBuffer::operator=(DeviceBuffer&& other) noexcept {
 void DeviceBuffer::upload(const void* host, size_t bytes, size_t offset) {
   LOSA_CHECK_ARG(offset + bytes <= bytes_, "bytes", "range [", offset, ", ", offset + bytes,
                  ") exceeds the buffer of ", bytes_, " bytes");
-  if (bytes) LOSA_CUDA_CHECK(cudaMemcpy(static_cast<char*>(data_) + offset, host, bytes, cudaMemcpyHostToDevice));
+  if (!bytes) return;
+  LOSA_CUDA_CHECK(cudaMemcpy(static_cast<char*>(data_) + offset, host, bytes, cudaMemcpyHostToDevice));
+  // From pageable memory cudaMemcpy may return with the DMA still in flight; work on a
+  // non-blocking stream does not wait for it. Synchronous means done for every stream.
+  LOSA_CUDA_CHECK(cudaStreamSynchronize(nullptr));
 }
 
 void DeviceBuffer::download(void* host, size_t bytes, size_t offset) const {

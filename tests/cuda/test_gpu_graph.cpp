@@ -30,11 +30,15 @@ void capture_and_replay(const ModeConfig& mode) {
     dk = cuda::upload_as(dt, w.k_block());
     dv = cuda::upload_as(dt, w.v_block());
   };
+  // Every copy the graph depends on is ordered on its (non-blocking) stream: a plain cudaMemcpy
+  // on the legacy stream may still be in flight when the graph starts (it was, once, under a
+  // second process's load: the poison landed after the output).
   auto copy_inputs = [&] {  // into the buffers the graph was captured with
     auto q = cuda::upload_as(dt, w.q()), k = cuda::upload_as(dt, w.k_block()), v = cuda::upload_as(dt, w.v_block());
-    cudaMemcpy(dq.data(), q.data(), qn * 2, cudaMemcpyDeviceToDevice);
-    cudaMemcpy(dk.data(), k.data(), kn * 2, cudaMemcpyDeviceToDevice);
-    cudaMemcpy(dv.data(), v.data(), kn * 2, cudaMemcpyDeviceToDevice);
+    ASSERT_EQ(cudaMemcpyAsync(dq.data(), q.data(), qn * 2, cudaMemcpyDeviceToDevice, stream), cudaSuccess);
+    ASSERT_EQ(cudaMemcpyAsync(dk.data(), k.data(), kn * 2, cudaMemcpyDeviceToDevice, stream), cudaSuccess);
+    ASSERT_EQ(cudaMemcpyAsync(dv.data(), v.data(), kn * 2, cudaMemcpyDeviceToDevice, stream), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);  // before q, k, v are freed
   };
   LayerBlockState cpu_state;
   std::vector<float> cpu_o(qn);
@@ -43,6 +47,7 @@ void capture_and_replay(const ModeConfig& mode) {
   for (int t = 0; t < warm; ++t) {
     w.next_step();
     upload_inputs();
+    ASSERT_EQ(cudaDeviceSynchronize(), cudaSuccess);  // the uploads ran on the legacy stream
     runner.run(dev, {dq.data(), dk.data(), dv.data(), d_o.data()}, stream);
     const StepDecisions gpu = runner.last_decisions(stream);
     layer_step(cache, 0, shape, mode, w.q().data(), w.k_block().data(), w.v_block().data(), cpu_state, cpu_o.data(), &gpu);
@@ -60,8 +65,8 @@ void capture_and_replay(const ModeConfig& mode) {
       w.next_step();
       copy_inputs();
     }
-    std::vector<uint16_t> poison(qn, 0x7fc0);
-    d_o.upload(poison.data(), qn * 2);
+    const std::vector<uint16_t> poison(qn, 0x7fc0);
+    ASSERT_EQ(cudaMemcpyAsync(d_o.data(), poison.data(), qn * 2, cudaMemcpyHostToDevice, stream), cudaSuccess);
     ASSERT_EQ(cudaGraphLaunch(exec, stream), cudaSuccess);
     ASSERT_EQ(cudaStreamSynchronize(stream), cudaSuccess);
     const StepDecisions gpu = runner.last_decisions(stream);

@@ -29,6 +29,7 @@ const std::map<std::string, std::vector<std::string>>& flags_by_argument() {
       {"k_active", {"--k-active"}},
       {"kv_dtype", {"--kv-dtype", "--dtype"}},
       {"lengths", {"--lengths"}},
+      {"losa_complement", {"--complement"}},
       {"mask_token_id", {"--mask-id"}},
       {"max_new_tokens", {"--max-new-tokens"}},
       {"mode", {"--mode", "--modes"}},

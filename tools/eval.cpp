@@ -221,8 +221,23 @@ CLI::App* add_eval_command(CLI::App& app, EvalFlags& f) {
   c->add_option("--seed", f.seed, "example seed")->capture_default_str();
   c->add_option("--modes", f.modes, "dense quest losa sparsed")->capture_default_str();
   c->add_option("--budgets", f.budgets, "token budgets of quest, losa, sparsed")->capture_default_str();
-  c->add_option("--k-active", f.k_actives, "LoSA top-k active-token variants")->capture_default_str();
-  c->add_option("--tau", f.taus, "LoSA change-share variants")->capture_default_str();
+  // A LoSA rule's flag with no value runs none of its variants.
+  c->add_option("--k-active", f.k_actives, "LoSA top-k active-token variants [0] (none: the flag alone)")
+      ->expected(0, CLI::detail::expected_max_vector_size);
+  c->add_option("--tau", f.taus, "LoSA change-share variants [0.5] (none: the flag alone)")
+      ->expected(0, CLI::detail::expected_max_vector_size);
+  c->parse_complete_callback([c, &f] {  // a flag given without values keeps no default variant
+    auto bare = [c](const char* name) {
+      if (!c->count(name)) return false;
+      for (const std::string& r : c->get_option(name)->results())
+        if (!r.empty()) return false;
+      return true;  // CLI11 records a value-less use as one empty result
+    };
+    if (bare("--k-active")) f.k_actives.clear();
+    if (bare("--tau")) f.taus.clear();
+  });
+  c->add_flag("--complement", f.complement,
+              "also each LoSA variant with losa_complement (active rows keep step 0's state of the pages they skip)");
   c->add_option("--delta-min", f.delta_mins,
                 "LoSA per-row change-threshold variants (every token whose normalised change reaches it is active)");
   c->add_option("--skip", f.skip, "SparseD full-step fraction")->capture_default_str();
@@ -258,8 +273,12 @@ int run_eval(const EvalFlags& f, const std::string& command_line) {
   grid.k_actives = f.k_actives;
   grid.taus = f.taus;
   grid.delta_mins = f.delta_mins;
+  grid.with_complement = f.complement;
   grid.sparsed_skip = f.skip;
   if (grid.modes.empty()) bad_flag("--modes", "names no mode");
+  if (std::count(grid.modes.begin(), grid.modes.end(), Mode::losa) && f.k_actives.empty() && f.taus.empty() &&
+      f.delta_mins.empty())
+    bad_flag("--modes", "has losa but --k-active, --tau and --delta-min give it no variant");
   for (int b : f.budgets)
     if (b <= 0) bad_flag("--budgets", "must be > 0, got " + std::to_string(b));
   int64_t shortest = 0;  // every task runs at every length

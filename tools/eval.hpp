@@ -22,6 +22,7 @@ struct EvalFlags {
   std::vector<int> k_actives = {0};
   std::vector<double> taus = {0.5};
   std::vector<double> delta_mins;
+  bool complement = false;
   double skip = 0.2;
   int block_size = 16;
   int steps = 0;  ///< 0: block_size (one token or more per step)

@@ -108,6 +108,7 @@ DecodeOptions decode_options(const GenerateFlags& f) {
   if (!(std::isfinite(f.delta_min) && f.delta_min >= 0.0))
     bad_flag("--delta-min", "must be finite and > 0 (left out: the tau rule), got " + std::to_string(f.delta_min));
   if (f.delta_min > 0.0) m.delta_min = f.delta_min;
+  m.losa_complement = f.complement;
   m.sparsed_skip = f.skip;
   m.sparsed_select = f.select;
   o.forward.page_size = f.page_size;
@@ -162,7 +163,7 @@ nlohmann::json result_json(const GenerateFlags& f, const Weights& w, const Decod
            {{"block_size", r.block_size}, {"steps", r.steps}, {"strategy", f.strategy},
             {"threshold", f.threshold}, {"temperature", f.temperature}, {"top_k", f.top_k},
             {"top_p", f.top_p}, {"seed", f.seed}, {"max_new_tokens", f.max_new_tokens},
-            {"budget", f.budget}, {"tau", f.tau}, {"k_active", f.k_active}, {"delta_min", f.delta_min}, {"skip", f.skip},
+            {"budget", f.budget}, {"tau", f.tau}, {"k_active", f.k_active}, {"delta_min", f.delta_min}, {"complement", f.complement}, {"skip", f.skip},
             {"select", f.select}, {"attend", f.attend}, {"page_size", f.page_size},
             {"kv_dtype", f.kv_dtype}, {"stop_ids", o.stop_ids}, {"stop_strings", f.stop_strings}}},
           {"seconds", r.seconds},
@@ -251,6 +252,8 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& f) {
   c->add_option("--budget", f.budget, "QUEST/LoSA token budget per row (>= page size)")->capture_default_str();
   c->add_option("--tau", f.tau, "LoSA change share (the tau rule)")->capture_default_str();
   c->add_option("--k-active", f.k_active, "LoSA active tokens: the top-k rule instead of tau");
+  c->add_flag("--complement", f.complement,
+              "LoSA: active rows keep step 0's attention over the pages they do not load (losa_complement)");
   c->add_option("--delta-min", f.delta_min,
                 "LoSA: every token whose normalised change reaches this is active (the per-row rule instead of tau)");
   c->add_option("--skip", f.skip, "SparseD full-step fraction")->capture_default_str();

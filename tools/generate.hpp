@@ -23,6 +23,7 @@ struct GenerateFlags {
   int budget = 256, k_active = -1, page_size = 16, block_size = 0, steps = 4, top_k = 0;
   int threads = 0, prefill_chunk = 1024, mask_id = -1;
   double delta_min = 0.0;  ///< > 0: LoSA's per-row threshold rule
+  bool complement = false;  ///< LoSA: losa_complement
   double tau = 0.5, skip = 0.2, select = 0.3, threshold = 0.9, temperature = 0.0, top_p = 1.0;
   int64_t max_new_tokens = 128;
   std::vector<int32_t> stop_ids;

@@ -13,4 +13,15 @@ namespace losa {
 void merge_state(const float* o_a, float lse_a, const float* o_b, float lse_b, int head_dim,
                  float* o, float* lse);
 
+/// Share of a state's mass below which subtract_state leaves nothing: states stored in fp32 carry
+/// lse errors of ~1e-6, so a smaller remainder would be mostly rounding.
+constexpr double kSubtractEmptyBelow = 1e-4;
+
+/// The part of state a whose keys are not in state b, where b's keys are a subset of a's and the
+/// query is the same: o = (e^lse_a o_a - e^lse_b o_b) / (e^lse_a - e^lse_b), computed in double.
+/// Empty (o = 0, lse = -inf) where b holds all but kSubtractEmptyBelow of a's mass; a itself
+/// where b is empty. o may alias o_a or o_b.
+void subtract_state(const float* o_a, float lse_a, const float* o_b, float lse_b, int head_dim,
+                    float* o, float* lse);
+
 }  // namespace losa

@@ -52,6 +52,10 @@ class LayerBlockState {
   const std::vector<float>& q_ref() const { return q_ref_; }
   const std::vector<float>& k_ref() const { return k_ref_; }
   const std::vector<float>& v_ref() const { return v_ref_; }
+  /// With losa_complement: step 0's dense prefix state and query, kept for the whole block.
+  const std::vector<float>& anchor_o() const { return anchor_o_; }
+  const std::vector<float>& anchor_lse() const { return anchor_lse_; }
+  const std::vector<float>& anchor_q() const { return anchor_q_; }
   /// SparseD's selection, valid after its switch step.
   const PageSelection& sparsed_selection() const { return sparsed_selection_; }
 
@@ -62,6 +66,7 @@ class LayerBlockState {
   int step_ = 0;
   int kv_len_ = -1;  // the prefix length at step 0: appending into the last page changes it too
   std::vector<float> prefix_o_, prefix_lse_, q_ref_, k_ref_, v_ref_;
+  std::vector<float> anchor_o_, anchor_lse_, anchor_q_;  // step 0's state and query (losa_complement)
   PageSelection sparsed_selection_;
 };
 

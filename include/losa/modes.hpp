@@ -37,6 +37,12 @@ struct ModeConfig {
   double tau = 0.5;
   double delta_min = 0.01;  ///< the delta_min rule's threshold on the normalised change
   bool losa_step0_quest = false;  ///< step 0 by quest instead of dense
+  /// Active rows keep step 0's attention over the pages they do not load: their prefix part is
+  /// the fresh attention over the loaded pages merged with step 0's dense state less the step-0
+  /// query's attention over those same pages (the complement, exact for the step-0 query). Equals
+  /// plain LoSA where every page is loaded, and the dense step-0 state where the query did not
+  /// change. Needs a dense step 0; the loaded pages are read twice (once per query).
+  bool losa_complement = false;
   /// Adds the normalised change of the token's block keys and values to its query change
   /// (the paper's combined QKV score).
   bool change_includes_kv = false;

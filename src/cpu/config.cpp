@@ -66,7 +66,11 @@ void validate(const ModeConfig& c, int block_size, int page_size) {
     else
       LOSA_CHECK_ARG(std::isfinite(c.delta_min) && c.delta_min > 0.0, "delta_min",
                      "must be finite and > 0 (a token with no change is never active), got ", c.delta_min);
+    LOSA_CHECK_ARG(!(c.losa_complement && c.losa_step0_quest), "losa_complement",
+                   "needs a dense step 0 (the complement is taken out of it); losa_step0_quest is set");
   }
+  LOSA_CHECK_ARG(!c.losa_complement || c.mode == Mode::losa, "losa_complement", "applies to losa, not to ",
+                 mode_name(c.mode));
   if (c.mode == Mode::sparsed) {
     LOSA_CHECK_ARG(c.steps_per_block > 0, "steps_per_block", "must be > 0, got ",
                    c.steps_per_block);

@@ -143,11 +143,32 @@ StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape
   if (decided) *decided = chosen;
   prefix_attention(cache, seq, shape, q, tokens, selection, scale, state.prefix_o_.data(),
                    state.prefix_lse_.data());
+  if (config.losa_complement && first) {
+    state.anchor_o_ = state.prefix_o_;
+    state.anchor_lse_ = state.prefix_lse_;
+    state.anchor_q_.assign(q, q + q_elems);
+  } else if (config.losa_complement && !tokens.empty()) {
+    // What the pages left out held at step 0: the step-0 query's part over the loaded pages,
+    // taken out of its dense state, then merged with the fresh part over those pages.
+    std::vector<float> anchor_part_o(q_elems, 0.0f), anchor_part_lse(shape.num_rows(), 0.0f), rest_o(D);
+    prefix_attention(cache, seq, shape, state.anchor_q_.data(), tokens, selection, scale, anchor_part_o.data(),
+                     anchor_part_lse.data());
+    for (int t : tokens)
+      for (int h = 0; h < Hq; ++h) {
+        const size_t r = static_cast<size_t>(t) * Hq + h;
+        float rest_lse = 0.0f;
+        subtract_state(&state.anchor_o_[r * D], state.anchor_lse_[r], &anchor_part_o[r * D], anchor_part_lse[r], D,
+                       rest_o.data(), &rest_lse);
+        merge_state(&state.prefix_o_[r * D], state.prefix_lse_[r], rest_o.data(), rest_lse, D,
+                    &state.prefix_o_[r * D], &state.prefix_lse_[r]);
+      }
+  }
   for (int h = 0; h < Hk; ++h)
     stats.pages_loaded[h] = static_cast<int64_t>(selection.kv_head_pages[h].size());
   stats.active_tokens = static_cast<int>(tokens.size());
   stats.full_step = stats.active_tokens == B;
-  stats.kv_bytes = selection.pages_loaded() * static_cast<int64_t>(cache.page_kv_bytes());
+  const int64_t reads = config.losa_complement && !first ? 2 : 1;  // once per query (fresh, step 0's)
+  stats.kv_bytes = selection.pages_loaded() * static_cast<int64_t>(cache.page_kv_bytes()) * reads;
   stats.bounds_bytes =
       scored ? static_cast<int64_t>(n) * Hk * static_cast<int64_t>(cache.page_bounds_bytes(config.bounds8)) : 0;
 

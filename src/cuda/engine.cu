@@ -143,6 +143,8 @@ const EnginePlan& AttentionEngine::plan(int num_seqs, int max_pages_per_seq) {
       // The active set is data-dependent; plan for k_active (top-k) or a quarter of the block.
       const int active = s.mode.active_rule == ActiveRule::top_k ? std::max(1, s.mode.k_active) : std::max(1, B / 4);
       plan.splits_sparse = splits_for(union_estimate(active * G), active * G);
+      // losa_complement's complement is one more split; the finalize merges at most kMaxAttentionSplits.
+      if (s.mode.losa_complement) plan.splits_sparse = std::min(plan.splits_sparse, kMaxAttentionSplits - 1);
       break;
     }
     case Mode::sparsed: {
@@ -333,7 +335,34 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   pa.num_splits = num_splits;
   pa.partial_o = s.at<float>(w.partial_o);
   pa.partial_lse = s.at<float>(w.partial_lse);
+  const bool complement = losa && !full && s.mode.losa_complement;
+  if (complement) pa.split_stride = num_splits + 1;
   launch_paged_attention(s.kv.dtype, D, pa, S, stream);
+  if (complement) {
+    // The step-0 queries over the same pages, then step 0's state less that: the last split.
+    s.mark("anchor_attention");
+    PagedAttentionParams anchor = pa;
+    anchor.q = TokenRows{state_base + st.anchor_q, q_row};
+    anchor.split_stride = 0;
+    anchor.partial_o = s.at<float>(w.anchor_partial_o);
+    anchor.partial_lse = s.at<float>(w.anchor_partial_lse);
+    launch_paged_attention(s.kv.dtype, D, anchor, S, stream);
+    s.mark("complement");
+    ComplementParams cp;
+    cp.active = active;
+    cp.anchor_partial_o = anchor.partial_o;
+    cp.anchor_partial_lse = anchor.partial_lse;
+    cp.num_splits = num_splits;
+    cp.max_rows = s.max_rows;
+    cp.anchor_o = reinterpret_cast<const float*>(state_base + st.anchor_o);
+    cp.anchor_lse = reinterpret_cast<const float*>(state_base + st.anchor_lse);
+    cp.partial_o = pa.partial_o;
+    cp.partial_lse = pa.partial_lse;
+    cp.num_seqs = S;
+    cp.num_q_heads = Hq;
+    cp.num_kv_heads = Hk;
+    launch_complement(D, cp, stream);
+  }
 
   // 3. Split merge, cache update, block part, final merge.
   s.mark("finalize");
@@ -346,7 +375,7 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   fp.page_size = s.kv.page_size;
   fp.partial_o = pa.partial_o;
   fp.partial_lse = pa.partial_lse;
-  fp.num_splits = num_splits;
+  fp.num_splits = complement ? num_splits + 1 : num_splits;
   fp.max_rows = s.max_rows;
   if (losa || s.options.store_prefix_state) {
     fp.prefix_o = reinterpret_cast<float*>(state_base + st.prefix_o);
@@ -370,6 +399,16 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   fp.stats = io.stats ? io.stats : s.at<int32_t>(w.stats);
   fp.seq_mask = io.seq_mask;
   launch_finalize(s.kv.dtype, D, fp, S, stream);
+  if (losa && step == 0 && s.mode.losa_complement) {  // step 0's state and queries, kept for the block
+    s.mark("anchor_copy");
+    const size_t rows = static_cast<size_t>(S) * B * Hq;
+    LOSA_CUDA_CHECK(cudaMemcpyAsync(state_base + st.anchor_o, state_base + st.prefix_o, rows * D * 4,
+                                    cudaMemcpyDeviceToDevice, stream));
+    LOSA_CUDA_CHECK(cudaMemcpyAsync(state_base + st.anchor_lse, state_base + st.prefix_lse, rows * 4,
+                                    cudaMemcpyDeviceToDevice, stream));
+    LOSA_CUDA_CHECK(cudaMemcpyAsync(state_base + st.anchor_q, state_base + st.q_ref, rows * D * elem,
+                                    cudaMemcpyDeviceToDevice, stream));
+  }
 
   // 4. SparseD's switch: head-specific pages by attention mass, kept for the block's rest.
   if (switch_step) {
@@ -439,7 +478,9 @@ StepStats AttentionEngine::last_stats(int seq, Stream stream) const {
   st.pages_loaded.assign(stats.begin() + 1, stats.end());
   const int64_t elem = dtype_bytes(s.kv.dtype);
   const int64_t page_bytes = 2 * elem * s.kv.page_size * s.shape.head_dim;
-  st.kv_bytes = std::accumulate(st.pages_loaded.begin(), st.pages_loaded.end(), int64_t{0}) * page_bytes;
+  // losa_complement reads a sparse step's pages twice: once per query (fresh and step 0's).
+  const int64_t reads = s.mode.losa_complement && s.last_step > 0 ? 2 : 1;
+  st.kv_bytes = std::accumulate(st.pages_loaded.begin(), st.pages_loaded.end(), int64_t{0}) * page_bytes * reads;
   const int64_t bound_bytes = s.mode.bounds8 ? 2 * s.shape.head_dim + 4 : 2 * elem * s.shape.head_dim;
   st.bounds_bytes = s.last_scored && st.active_tokens > 0 ? bound_bytes * Hk * st.num_pages : 0;
   return st;

@@ -37,6 +37,8 @@ int attention_resident_ctas(DType dtype, int head_dim, int max_rows);
 void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParams& p, int num_seqs,
                             cudaStream_t stream);
 void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, int num_seqs, cudaStream_t stream);
+/// Grid of one warp per (sequence, block token, query head); warps past a sequence's active count exit.
+void launch_complement(int head_dim, const ComplementParams& p, cudaStream_t stream);
 
 /// QUEST page scores. At head dim 128 a grid whose loading CTAs fit one wave at 4 per SM gets
 /// the 128-register instance, larger grids the 96-register one (5 per SM);

@@ -289,7 +289,8 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
     if (r >= rows) continue;
     const bool empty = l[h] == 0.0f;
     const float inv = empty ? 0.0f : 1.0f / l[h];
-    const size_t slot = partial_state_index(head_slot, p.num_splits, split, p.max_rows, state_row_s[r - row0]);
+    const size_t slot = partial_state_index(head_slot, p.split_stride ? p.split_stride : p.num_splits, split,
+                                            p.max_rows, state_row_s[r - row0]);
     float* out = p.partial_o + slot * D;
 #pragma unroll
     for (int j = 0; j < D / 8; ++j)

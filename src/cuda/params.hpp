@@ -86,7 +86,10 @@ struct PagedAttentionParams {
   int max_rows = 0;         ///< rows per (sequence, KV head) at most: block_size * group
   float scale_log2 = 0.0f;  ///< softmax scale * log2(e)
   int num_splits = 1;
-  /// [S, Hk, num_splits, max_rows, D]; packed row r's state sits at its token's row
+  /// Splits the partial layout holds (0: num_splits); losa_complement leaves one more for the
+  /// complement kernel to write.
+  int split_stride = 0;
+  /// [S, Hk, split_stride, max_rows, D]; packed row r's state sits at its token's row
   /// token * group + r % group (max_rows = block_size * group), not at r.
   float* partial_o = nullptr;
   float* partial_lse = nullptr;  ///< [S, Hk, num_splits, max_rows], natural log
@@ -179,6 +182,20 @@ struct FinalizeParams {
   /// false (prefill): the splits' merge is the output; no block part, no cache update.
   bool block_part = true;
   const uint8_t* seq_mask = nullptr;  ///< [S] zero: nothing is written for the sequence
+};
+
+/// losa_complement: step 0's state less the step-0 query's part over the loaded pages, written
+/// as split num_splits of the fresh pass's partial states (num_splits + 1 of them).
+struct ComplementParams {
+  ActiveSetView active;
+  const float* anchor_partial_o = nullptr;    ///< [S, Hk, num_splits, max_rows, D]: the step-0 query's pass
+  const float* anchor_partial_lse = nullptr;  ///< [S, Hk, num_splits, max_rows]
+  int num_splits = 1, max_rows = 0;
+  const float* anchor_o = nullptr;    ///< [S, B, Hq, D] step 0's prefix state
+  const float* anchor_lse = nullptr;  ///< [S, B, Hq]
+  float* partial_o = nullptr;         ///< [S, Hk, num_splits + 1, max_rows, D] (the last split written)
+  float* partial_lse = nullptr;
+  int num_seqs = 0, num_q_heads = 0, num_kv_heads = 0;
 };
 
 /// SparseD's attention mass per (q head, page) under the full lse of every block row.

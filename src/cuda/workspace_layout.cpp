@@ -37,8 +37,14 @@ WorkspaceLayout workspace_layout(const BlockShape& shape, const PagedKVConfig& k
   w.delta = bump.take(S * B * sizeof(double));
   w.active_ticket = bump.take(S * 4);
   w.stats = bump.take(S * (1 + Hk) * 4);
-  w.partial_o = bump.take(S * Hk * splits * rows * D * 4);
-  w.partial_lse = bump.take(S * Hk * splits * rows * 4);
+  // losa_complement: one more split slot for the complement, and the step-0 query's own pass.
+  const size_t slots = mode.losa_complement ? std::max(plan.splits_full, plan.splits_sparse + 1) : splits;
+  w.partial_o = bump.take(S * Hk * slots * rows * D * 4);
+  w.partial_lse = bump.take(S * Hk * slots * rows * 4);
+  if (mode.losa_complement) {
+    w.anchor_partial_o = bump.take(S * Hk * plan.splits_sparse * rows * D * 4);
+    w.anchor_partial_lse = bump.take(S * Hk * plan.splits_sparse * rows * 4);
+  }
   (void)kv;
   const bool quest = mode.mode == Mode::quest || mode.mode == Mode::losa;
   if (quest || mode.mode == Mode::sparsed) {
@@ -77,6 +83,11 @@ LayerStateLayout layer_state_layout(const BlockShape& shape, const PagedKVConfig
     if (mode.change_includes_kv) {
       st.k_ref = bump.take(S * B * Hk * D * elem);
       st.v_ref = bump.take(S * B * Hk * D * elem);
+    }
+    if (mode.losa_complement) {
+      st.anchor_o = bump.take(S * B * Hq * D * 4);
+      st.anchor_lse = bump.take(S * B * Hq * 4);
+      st.anchor_q = bump.take(S * B * Hq * D * elem);
     }
   }
   if (mode.mode == Mode::sparsed) {

@@ -11,6 +11,7 @@ namespace losa::cuda {
 struct WorkspaceLayout {
   size_t active_tokens = 0, active_count = 0, token_slot = 0, delta = 0, active_ticket = 0, stats = 0;
   size_t partial_o = 0, partial_lse = 0;
+  size_t anchor_partial_o = 0, anchor_partial_lse = 0;  ///< losa_complement's step-0 query pass
   size_t scores = 0, union_flags = 0, union_ticket = 0, lists = 0, phys = 0, counts = 0, row_bits = 0;
   size_t mass = 0, mass_bytes = 0, lse_full = 0;
   int words = 0;        ///< 32-bit words of a page bitmap row
@@ -21,6 +22,7 @@ struct WorkspaceLayout {
 
 struct LayerStateLayout {
   size_t prefix_o = 0, prefix_lse = 0, q_ref = 0, k_ref = 0, v_ref = 0;
+  size_t anchor_o = 0, anchor_lse = 0, anchor_q = 0;  ///< losa_complement: step 0's state and query
   size_t sparsed_lists = 0, sparsed_phys = 0, sparsed_counts = 0, sparsed_bits = 0;
   size_t total = 0;
 };

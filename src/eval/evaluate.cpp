@@ -38,6 +38,7 @@ std::vector<ModeVariant> make_variants(const VariantGrid& grid, int64_t context_
       if (mode == Mode::quest) {
         out.push_back(b);
       } else if (mode == Mode::losa) {
+        const size_t first = out.size();
         for (int k : grid.k_actives) {
           ModeVariant l = b;
           l.config.active_rule = ActiveRule::top_k;
@@ -59,6 +60,15 @@ std::vector<ModeVariant> make_variants(const VariantGrid& grid, int64_t context_
           l.config.delta_min = theta;
           l.options = "delta_min=" + format_number(theta);
           out.push_back(l);
+        }
+        if (grid.with_complement) {
+          const size_t plain_end = out.size();
+          for (size_t i = first; i < plain_end; ++i) {
+            ModeVariant c = out[i];
+            c.config.losa_complement = true;
+            c.options += ",complement";
+            out.push_back(c);
+          }
         }
       } else {  // sparsed: the same share of the prefix as the token budget
         ModeVariant s = b;

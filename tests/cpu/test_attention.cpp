@@ -141,6 +141,53 @@ TEST(MergeState, EmptyStatesAreIdentity) {
   for (float v : o) EXPECT_EQ(v, 0.0f);
 }
 
+// Subtracting a subset's state from the whole leaves the state of the rest: checked against
+// the attention over the complementary pages computed directly.
+TEST(SubtractState, WholeLessPartIsTheRest) {
+  const BlockShape shape{2, 4, 2, 64};
+  test::RandomCache rc = test::make_random_cache(333, 2, 64, 16, DType::bf16, 21);
+  const int n = rc.cache.num_pages(0);
+  const auto q = test::random_vector(static_cast<size_t>(shape.num_rows()) * 64, 4);
+  const std::vector<int> tokens{0, 1};
+  std::vector<float> full_o(q.size()), full_lse(shape.num_rows());
+  prefix_attention(rc.cache, 0, shape, q.data(), tokens, select_all_pages(n, 2), shape.default_scale(), full_o.data(),
+                   full_lse.data());
+  std::mt19937 rng(9);
+  for (int trial = 0; trial < 20; ++trial) {
+    PageSelection part, rest;
+    part.num_pages = rest.num_pages = n;
+    part.kv_head_pages.assign(2, {});
+    rest.kv_head_pages.assign(2, {});
+    for (int p = 0; p < n; ++p)
+      for (int h = 0; h < 2; ++h) (rng() % 3 == 0 ? part : rest).kv_head_pages[h].push_back(p);
+    std::vector<float> po(q.size()), pl(shape.num_rows()), ro(q.size()), rl(shape.num_rows());
+    prefix_attention(rc.cache, 0, shape, q.data(), tokens, part, shape.default_scale(), po.data(), pl.data());
+    prefix_attention(rc.cache, 0, shape, q.data(), tokens, rest, shape.default_scale(), ro.data(), rl.data());
+    std::vector<float> o(q.size(), test::kPoison), lse(shape.num_rows(), test::kPoison);
+    for (int r = 0; r < shape.num_rows(); ++r)
+      subtract_state(&full_o[r * 64], full_lse[r], &po[r * 64], pl[r], 64, &o[r * 64], &lse[r]);
+    // fp32 states: the difference of two sums loses the digits the part held (a third of the mass).
+    EXPECT_LT(test::rel_l2(o, ro), 1e-5) << "trial " << trial;
+    EXPECT_LT(test::rel_l2(lse, rl), 1e-5) << "trial " << trial;
+  }
+}
+
+TEST(SubtractState, EmptyPartIsIdentityAndWholePartLeavesNothing) {
+  const auto a = test::random_vector(64, 1), b = test::random_vector(64, 2);
+  std::vector<float> o(64);
+  float lse = 0.0f;
+  subtract_state(a.data(), 1.5f, b.data(), -INFINITY, 64, o.data(), &lse);
+  EXPECT_EQ(lse, 1.5f);
+  EXPECT_LT(test::rel_l2(o, a), 1e-7);
+  subtract_state(a.data(), 1.5f, a.data(), 1.5f, 64, o.data(), &lse);  // the part is all of it
+  EXPECT_EQ(lse, -INFINITY);
+  for (float v : o) EXPECT_EQ(v, 0.0f);
+  subtract_state(a.data(), 1.5f, b.data(), 1.5f + 1e-7f, 64, o.data(), &lse);  // rounding past the whole
+  EXPECT_EQ(lse, -INFINITY);
+  subtract_state(a.data(), -INFINITY, b.data(), -INFINITY, 64, o.data(), &lse);
+  EXPECT_EQ(lse, -INFINITY);
+}
+
 TEST(BlockAttention, MatchesDirectFormula) {
   for (const BlockShape shape : {BlockShape{1, 4, 4, 64}, BlockShape{16, 8, 2, 128}, BlockShape{5, 8, 1, 64}}) {
     const int D = shape.head_dim, Hk = shape.num_kv_heads;

@@ -67,6 +67,14 @@ TEST(Errors, ModeConfiguration) {
   c.delta_min = NAN;
   expect_argument_error([&] { in.step(in.shape, c, in.q.data()); }, "delta_min");
   c = ModeConfig{};
+  c.mode = Mode::losa;
+  c.losa_complement = true;
+  c.losa_step0_quest = true;
+  expect_argument_error([&] { in.step(in.shape, c, in.q.data()); }, "losa_complement");
+  c.mode = Mode::quest;
+  c.losa_step0_quest = false;
+  expect_argument_error([&] { in.step(in.shape, c, in.q.data()); }, "losa_complement");
+  c = ModeConfig{};
   c.mode = Mode::sparsed;
   c.sparsed_select = 0.0;
   expect_argument_error([&] { in.step(in.shape, c, in.q.data()); }, "sparsed_select");

@@ -95,6 +95,78 @@ TEST(LayerStep, LosaDeltaMinThresholdPicksTheTokensAboveIt) {
   }
 }
 
+// losa_complement: an active row's prefix part is the fresh query over the loaded pages merged
+// with the step-0 query over the pages left out, checked against those two computed directly.
+TEST(LayerStep, LosaComplementIsFreshLoadedPagesAndStepZeroRest) {
+  Fixture f;
+  const auto q0 = f.q(1), q1 = f.q(4), k = f.kv(2), v = f.kv(3);
+  ModeConfig c = mode(Mode::losa);
+  c.active_rule = ActiveRule::top_k;
+  c.k_active = 3;
+  c.losa_complement = true;
+  LayerBlockState st;
+  run(f, c, st, q0, k, v);
+  StepDecisions d;
+  std::vector<float> o(q1.size(), test::kPoison);
+  layer_step(f.rc.cache, 0, f.shape, c, q1.data(), k.data(), v.data(), st, o.data(), nullptr, &d);
+  ASSERT_EQ(d.tokens.size(), 3u);
+  const int n = f.rc.cache.num_pages(0), Hq = f.shape.num_q_heads, Hk = f.shape.num_kv_heads, D = f.shape.head_dim;
+  const float scale = f.shape.default_scale();
+  std::vector<float> fresh_o(q1.size()), fresh_lse(f.shape.num_rows()), rest_o(q1.size()), rest_lse(f.shape.num_rows());
+  prefix_attention(f.rc.cache, 0, f.shape, q1.data(), d.tokens, d.selection, scale, fresh_o.data(), fresh_lse.data());
+  for (int t : d.tokens)
+    for (int h = 0; h < Hq; ++h) {  // each row's own pages (attend=own): the rest is per row
+      const int row = t * Hq + h;
+      const auto& taken = d.selection.row_pages[row];
+      PageSelection rest;
+      rest.num_pages = n;
+      rest.kv_head_pages.assign(Hk, {});
+      for (int p = 0; p < n; ++p)
+        if (std::find(taken.begin(), taken.end(), p) == taken.end()) rest.kv_head_pages[h / (Hq / Hk)].push_back(p);
+      std::vector<float> ro(q1.size()), rl(f.shape.num_rows());
+      prefix_attention(f.rc.cache, 0, f.shape, q0.data(), {t}, rest, scale, ro.data(), rl.data());
+      std::vector<float> want(D);
+      float want_lse = 0.0f;
+      merge_state(&fresh_o[row * D], fresh_lse[row], &ro[row * D], rl[row], D, want.data(), &want_lse);
+      // The complement comes out of a difference of fp32 states: its error is their rounding
+      // (an lse of ~10 stored in fp32 is off by up to ~1e-6, so is the part's share of the mass)
+      // over the rest's share of step 0's mass.
+      const double rest_share = std::exp(static_cast<double>(rl[row]) - st.anchor_lse()[row]);
+      const double tol = 1e-6 + 3e-6 / rest_share;
+      EXPECT_LT(test::rel_l2(&st.prefix_o()[row * D], want.data(), D), tol) << "row " << row << " rest " << rest_share;
+      EXPECT_NEAR(st.prefix_lse()[row], want_lse, tol * std::abs(want_lse)) << "row " << row;
+    }
+}
+
+// Every page loaded: nothing is left out, and the complement changes nothing, bit for bit.
+// An active row whose query is step 0's: its state is step 0's (replayed choice).
+TEST(LayerStep, LosaComplementLimits) {
+  Fixture f;
+  const auto q0 = f.q(1), q1 = f.q(4), k = f.kv(2), v = f.kv(3);
+  ModeConfig plain = mode(Mode::losa);
+  plain.budget_tokens = 4096;  // more than the prefix: every page
+  ModeConfig comp = plain;
+  comp.losa_complement = true;
+  LayerBlockState a, b;
+  run(f, plain, a, q0, k, v);
+  run(f, comp, b, q0, k, v);
+  StepStats sa, sb;
+  EXPECT_EQ(run(f, plain, a, q1, k, v, &sa), run(f, comp, b, q1, k, v, &sb));
+  EXPECT_GT(sb.active_tokens, 0);
+  EXPECT_EQ(sb.kv_bytes, 2 * sa.kv_bytes) << "the loaded pages are read once per query";
+
+  ModeConfig few = mode(Mode::losa);
+  few.losa_complement = true;
+  LayerBlockState st;
+  const auto step0 = run(f, few, st, q0, k, v);
+  StepDecisions replay;
+  replay.tokens = {1, 6};
+  replay.selection = quest_select(f.rc.cache, 0, f.shape, q0.data(), replay.tokens, few.budget_tokens, few.attend);
+  std::vector<float> o(q0.size(), test::kPoison);
+  layer_step(f.rc.cache, 0, f.shape, few, q0.data(), k.data(), v.data(), st, o.data(), &replay);
+  EXPECT_LT(test::rel_l2(o, step0), 1e-5);
+}
+
 TEST(LayerStep, LosaAllActiveEqualsQuest) {
   for (Attend attend : {Attend::own, Attend::union_}) {
     Fixture f;

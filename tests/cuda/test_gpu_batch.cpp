@@ -216,6 +216,12 @@ TEST(GpuBatch, LosaDeltaMin) {  // one token per sequence jumps (change ~2), the
   m.delta_min = 0.01;
   check_batch_against_singles_and_cpu(m);
 }
+TEST(GpuBatch, LosaComplement) {
+  LOSA_REQUIRE_GPU();
+  ModeConfig m = mode_of(Mode::losa);
+  m.losa_complement = true;
+  check_batch_against_singles_and_cpu(m);
+}
 TEST(GpuBatch, SparsedOwn) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::sparsed)); }
 TEST(GpuBatch, SparsedUnion) { LOSA_REQUIRE_GPU(); check_batch_against_singles_and_cpu(mode_of(Mode::sparsed, Attend::union_)); }
 // Both instances of the split merge (32 partial rows in flight per warp for one-wave grids, 5 for
@@ -368,6 +374,14 @@ TEST(GpuBatchGraph, LosaReplaysAcrossAppendsAndBlocks) {
   ModeConfig m = mode_of(Mode::losa);
   m.active_rule = ActiveRule::top_k;
   m.k_active = 2;
+  graph_replays_across_blocks(m);
+}
+TEST(GpuBatchGraph, LosaComplementReplaysAcrossAppendsAndBlocks) {  // step 0's copies inside the graph
+  LOSA_REQUIRE_GPU();
+  ModeConfig m = mode_of(Mode::losa);
+  m.active_rule = ActiveRule::top_k;
+  m.k_active = 2;
+  m.losa_complement = true;
   graph_replays_across_blocks(m);
 }
 TEST(GpuBatchGraph, DenseReplaysAcrossAppendsAndBlocks) { LOSA_REQUIRE_GPU(); graph_replays_across_blocks(mode_of(Mode::dense)); }

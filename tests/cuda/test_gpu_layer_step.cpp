@@ -111,6 +111,27 @@ TEST_P(GpuModeTest, LosaDeltaMin) {
   m.delta_min = 0.01;
   check(m, 4);
 }
+// The complement: the step-0 queries' second pass over the loaded pages and step 0's state less
+// it, as one more split; with the most splits the finalize merges (63 + the complement) and one.
+TEST_P(GpuModeTest, LosaComplement) {
+  ModeConfig m = make_mode(Mode::losa);
+  m.losa_complement = true;
+  check(m, 4);
+  m.active_rule = ActiveRule::delta_min;
+  m.delta_min = 0.01;
+  m.attend = Attend::union_;
+  check(m, 4);
+}
+TEST_P(GpuModeTest, LosaComplementAtEitherSplitLimit) {
+  ModeConfig m = make_mode(Mode::losa);
+  m.losa_complement = true;
+  for (int splits : {1, cuda::kMaxAttentionSplits}) {
+    SCOPED_TRACE("forced splits " + std::to_string(splits));
+    cuda::EngineOptions o;
+    o.force_num_splits = splits;
+    check(m, 3, o);
+  }
+}
 TEST_P(GpuModeTest, SparsedOwn) { check(make_mode(Mode::sparsed), 5); }
 // 8-bit bounds: the selection is made from the stored 8-bit bounds on both sides.
 TEST_P(GpuModeTest, QuestBounds8) {

@@ -53,6 +53,17 @@ TEST(Evaluate, VariantsCoverTheGrid) {
   }
   EXPECT_EQ(delta_min_variants, 8);
   EXPECT_THROW(make_variants(grid, 0), ArgumentError);
+  grid.with_complement = true;  // every LoSA variant twice
+  const std::vector<ModeVariant> both = make_variants(grid, 4096);
+  ASSERT_EQ(both.size(), v.size() + 20u);
+  int complements = 0;
+  for (const ModeVariant& m : both)
+    if (m.config.losa_complement) {
+      ++complements;
+      EXPECT_EQ(m.mode, "losa");
+      EXPECT_NE(m.options.find(",complement"), std::string::npos);
+    }
+  EXPECT_EQ(complements, 20);
   grid.delta_mins = {0.0};
   EXPECT_THROW(make_variants(grid, 4096), ArgumentError);
 }

@@ -27,6 +27,7 @@ struct VariantGrid {
   std::vector<int> k_actives = {0};  ///< LoSA's top-k rule variants (0: reuse step 0's prefix state)
   std::vector<double> taus = {0.5};  ///< LoSA's change-share rule variants
   std::vector<double> delta_mins;    ///< LoSA's per-row change-threshold variants
+  bool with_complement = false;      ///< each LoSA variant also with losa_complement ("...,complement")
   double sparsed_skip = 0.2;
 };
 

@@ -1,0 +1,83 @@
+// losa_complement's middle step. For each active row: step 0's dense prefix state less the
+// step-0 query's attention over the pages loaded this step (the splits of the second attention
+// pass, merged here), written as one more split of the fresh pass, so that finalize merges it
+// with the fresh part like any other split. One warp per (sequence, active slot, query head).
+#include "common.cuh"
+#include "dispatch.cuh"
+#include "kv_view.cuh"
+#include "launch.cuh"
+#include "launchers.hpp"
+#include "losa/attention_state.hpp"
+
+namespace losa::cuda {
+namespace {
+
+constexpr int kWarps = 4;
+
+template <int D>
+__global__ void __launch_bounds__(kWarps * 32) complement_kernel(const __grid_constant__ ComplementParams p) {
+  wait_for_predecessor();  // PDL: the attention passes' partial states are visible from here on
+  allow_successor();
+  const int warp = blockIdx.x * kWarps + threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int Hq = p.num_q_heads, B = p.active.block_size;
+  const int seq = warp / (B * Hq);
+  if (seq >= p.num_seqs) return;
+  const int slot = warp / Hq % B, h = warp % Hq;
+  if (slot >= p.active.count[seq]) return;  // a sequence sitting out has no active token
+  const int token = p.active.tokens[seq * B + slot];
+  const int group = Hq / p.num_kv_heads, kvh = h / group;
+  const int head_slot = seq * p.num_kv_heads + kvh, row = token * group + h % group;
+  const int n = p.num_splits;
+
+  // The step-0 query's part over the loaded pages: the merge of its splits.
+  float m = -INFINITY;
+  for (int s = 0; s < n; ++s) m = fmaxf(m, p.anchor_partial_lse[partial_state_index(head_slot, n, s, p.max_rows, row)]);
+  float part[D / 32] = {}, l = 0.0f;
+  if (m != -INFINITY) {
+    for (int s = 0; s < n; ++s) {
+      const size_t at = partial_state_index(head_slot, n, s, p.max_rows, row);
+      const float lse = p.anchor_partial_lse[at];
+      if (lse == -INFINITY) continue;
+      const float w = __expf(lse - m);
+      l += w;
+#pragma unroll
+      for (int i = 0; i < D / 32; ++i) part[i] += w * p.anchor_partial_o[at * D + lane + 32 * i];
+    }
+  }
+  const float part_lse = l > 0.0f ? m + __logf(l) : -INFINITY;
+
+  // Step 0's state less that part (CPU twin: subtract_state).
+  const size_t a = (static_cast<size_t>(seq) * B + token) * Hq + h;
+  const float anchor_lse = p.anchor_lse[a];
+  const float share = part_lse == -INFINITY || anchor_lse == -INFINITY ? 0.0f : expf(part_lse - anchor_lse);
+  const float rest = 1.0f - share;
+  const bool empty = anchor_lse == -INFINITY || rest < static_cast<float>(kSubtractEmptyBelow);
+  const size_t out = partial_state_index(head_slot, n + 1, n, p.max_rows, row);
+#pragma unroll
+  for (int i = 0; i < D / 32; ++i) {
+    const int e = lane + 32 * i;
+    const float part_o = l > 0.0f ? part[i] / l : 0.0f;
+    p.partial_o[out * D + e] = empty ? 0.0f : (p.anchor_o[a * D + e] - share * part_o) / rest;
+  }
+  if (lane == 0) p.partial_lse[out] = empty ? -INFINITY : anchor_lse + logf(rest);
+}
+
+template <int D>
+void launch(const ComplementParams& p, cudaStream_t stream) {
+  const int warps = p.num_seqs * p.active.block_size * p.num_q_heads;
+  launch_kernel(complement_kernel<D>, (warps + kWarps - 1) / kWarps, kWarps * 32, 0, stream, p);
+  check_launch("complement_kernel");
+}
+
+}  // namespace
+
+void launch_complement(int head_dim, const ComplementParams& p, cudaStream_t stream) {
+  if (head_dim == 64)
+    launch<64>(p, stream);
+  else if (head_dim == 128)
+    launch<128>(p, stream);
+  else
+    throw ArgumentError("launch_complement", "head_dim", "must be 64 or 128, got " + std::to_string(head_dim));
+}
+
+}  // namespace losa::cuda

@@ -92,39 +92,47 @@ TEST(PrefixAttention, OnlyListedTokensAreWrittenAndEmptyPrefixIsEmptyState) {
   }
 }
 
-TEST(MergeState, AnySplitEqualsNoSplit) {
-  const BlockShape shape{2, 4, 2, 64};
+// Two tokens' rows over a 333-token prefix, and their state over every page: what the split
+// merge and the subtraction are checked against.
+struct TwoTokenPrefix {
+  BlockShape shape{2, 4, 2, 64};
   test::RandomCache rc = test::make_random_cache(333, 2, 64, 16, DType::bf16, 21);
-  const int n = rc.cache.num_pages(0);
-  const auto q = test::random_vector(static_cast<size_t>(shape.num_rows()) * 64, 4);
-  const std::vector<int> tokens{0, 1};
-  std::vector<float> full_o(q.size()), full_lse(shape.num_rows());
-  prefix_attention(rc.cache, 0, shape, q.data(), tokens, select_all_pages(n, 2),
-                   shape.default_scale(), full_o.data(), full_lse.data());
+  int n = rc.cache.num_pages(0);
+  std::vector<float> q = test::random_vector(static_cast<size_t>(shape.num_rows()) * 64, 4);
+  std::vector<int> tokens{0, 1};
+  std::vector<float> full_o, full_lse;
+  TwoTokenPrefix() : full_o(q.size()), full_lse(shape.num_rows()) {
+    prefix_attention(rc.cache, 0, shape, q.data(), tokens, select_all_pages(n, 2), shape.default_scale(),
+                     full_o.data(), full_lse.data());
+  }
+};
+
+TEST(MergeState, AnySplitEqualsNoSplit) {
+  const TwoTokenPrefix f;
   std::mt19937 rng(8);
   for (int trial = 0; trial < 20; ++trial) {
     // Random assignment of pages to 1..6 splits; some splits stay empty.
     const int num_splits = 1 + trial % 6;
     std::vector<PageSelection> splits(num_splits);
     for (auto& s : splits) {
-      s.num_pages = n;
+      s.num_pages = f.n;
       s.kv_head_pages.assign(2, {});
     }
-    for (int p = 0; p < n; ++p)
+    for (int p = 0; p < f.n; ++p)
       for (int h = 0; h < 2; ++h) splits[rng() % num_splits].kv_head_pages[h].push_back(p);
-    std::vector<float> o(q.size(), 0.0f), lse(shape.num_rows(), -INFINITY);
+    std::vector<float> o(f.q.size(), 0.0f), lse(f.shape.num_rows(), -INFINITY);
     std::vector<int> order(num_splits);
     for (int i = 0; i < num_splits; ++i) order[i] = i;
     std::shuffle(order.begin(), order.end(), rng);
     for (int i : order) {
-      std::vector<float> so(q.size(), test::kPoison), sl(shape.num_rows(), test::kPoison);
-      prefix_attention(rc.cache, 0, shape, q.data(), tokens, splits[i], shape.default_scale(),
+      std::vector<float> so(f.q.size(), test::kPoison), sl(f.shape.num_rows(), test::kPoison);
+      prefix_attention(f.rc.cache, 0, f.shape, f.q.data(), f.tokens, splits[i], f.shape.default_scale(),
                        so.data(), sl.data());
-      for (int r = 0; r < shape.num_rows(); ++r)
+      for (int r = 0; r < f.shape.num_rows(); ++r)
         merge_state(&o[r * 64], lse[r], &so[r * 64], sl[r], 64, &o[r * 64], &lse[r]);
     }
-    EXPECT_LT(test::rel_l2(o, full_o), 1e-6) << "splits " << num_splits;
-    EXPECT_LT(test::rel_l2(lse, full_lse), 1e-6) << "splits " << num_splits;
+    EXPECT_LT(test::rel_l2(o, f.full_o), 1e-6) << "splits " << num_splits;
+    EXPECT_LT(test::rel_l2(lse, f.full_lse), 1e-6) << "splits " << num_splits;
   }
 }
 
@@ -144,28 +152,21 @@ TEST(MergeState, EmptyStatesAreIdentity) {
 // Subtracting a subset's state from the whole leaves the state of the rest: checked against
 // the attention over the complementary pages computed directly.
 TEST(SubtractState, WholeLessPartIsTheRest) {
-  const BlockShape shape{2, 4, 2, 64};
-  test::RandomCache rc = test::make_random_cache(333, 2, 64, 16, DType::bf16, 21);
-  const int n = rc.cache.num_pages(0);
-  const auto q = test::random_vector(static_cast<size_t>(shape.num_rows()) * 64, 4);
-  const std::vector<int> tokens{0, 1};
-  std::vector<float> full_o(q.size()), full_lse(shape.num_rows());
-  prefix_attention(rc.cache, 0, shape, q.data(), tokens, select_all_pages(n, 2), shape.default_scale(), full_o.data(),
-                   full_lse.data());
+  const TwoTokenPrefix f;
   std::mt19937 rng(9);
   for (int trial = 0; trial < 20; ++trial) {
     PageSelection part, rest;
-    part.num_pages = rest.num_pages = n;
+    part.num_pages = rest.num_pages = f.n;
     part.kv_head_pages.assign(2, {});
     rest.kv_head_pages.assign(2, {});
-    for (int p = 0; p < n; ++p)
+    for (int p = 0; p < f.n; ++p)
       for (int h = 0; h < 2; ++h) (rng() % 3 == 0 ? part : rest).kv_head_pages[h].push_back(p);
-    std::vector<float> po(q.size()), pl(shape.num_rows()), ro(q.size()), rl(shape.num_rows());
-    prefix_attention(rc.cache, 0, shape, q.data(), tokens, part, shape.default_scale(), po.data(), pl.data());
-    prefix_attention(rc.cache, 0, shape, q.data(), tokens, rest, shape.default_scale(), ro.data(), rl.data());
-    std::vector<float> o(q.size(), test::kPoison), lse(shape.num_rows(), test::kPoison);
-    for (int r = 0; r < shape.num_rows(); ++r)
-      subtract_state(&full_o[r * 64], full_lse[r], &po[r * 64], pl[r], 64, &o[r * 64], &lse[r]);
+    std::vector<float> po(f.q.size()), pl(f.shape.num_rows()), ro(f.q.size()), rl(f.shape.num_rows());
+    prefix_attention(f.rc.cache, 0, f.shape, f.q.data(), f.tokens, part, f.shape.default_scale(), po.data(), pl.data());
+    prefix_attention(f.rc.cache, 0, f.shape, f.q.data(), f.tokens, rest, f.shape.default_scale(), ro.data(), rl.data());
+    std::vector<float> o(f.q.size(), test::kPoison), lse(f.shape.num_rows(), test::kPoison);
+    for (int r = 0; r < f.shape.num_rows(); ++r)
+      subtract_state(&f.full_o[r * 64], f.full_lse[r], &po[r * 64], pl[r], 64, &o[r * 64], &lse[r]);
     // fp32 states: the difference of two sums loses the digits the part held (a third of the mass).
     EXPECT_LT(test::rel_l2(o, ro), 1e-5) << "trial " << trial;
     EXPECT_LT(test::rel_l2(lse, rl), 1e-5) << "trial " << trial;

@@ -118,6 +118,9 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
     bad_flag("--attend", "must be own or union, got '" + opt.attend + "'");
   if (opt.force_stages != 0 && opt.force_stages != 2 && opt.force_stages != 3)
     bad_flag("--attention-stages", "must be 0 (the device's choice), 2 or 3, got " + std::to_string(opt.force_stages));
+  for (const std::string& m : opt.modes)
+    if (m != "dense" && m != "quest" && m != "losa" && m != "tau" && m != "sparsed" && m != "complement")
+      bad_flag("--modes", "must name dense, quest, losa, tau, sparsed or complement, got '" + m + "'");
   if (cuda::device_count() == 0)
     throw std::runtime_error("losa bench: no CUDA device here; the benchmark needs a GPU");
   try {
@@ -182,10 +185,15 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
         std::vector<int> ks = opt.k_actives;
         ks.push_back(B);
         for (int k : ks) {
-          if (k > B || !wanted("losa")) continue;
+          if (k > B || !(wanted("losa") || wanted("complement"))) continue;
           const ModeConfig l = losa_k(opt, budget, k);
           const bool head = head_budget && k == opt.headline_active;
-          time("losa b=" + std::to_string(budget) + " k=" + std::to_string(k), l, head);
+          if (wanted("losa")) time("losa b=" + std::to_string(budget) + " k=" + std::to_string(k), l, head);
+          if (wanted("complement") && k < B) {  // the second pass of the step-0 queries and the complement kernel
+            ModeConfig c = l;
+            c.losa_complement = true;
+            time("losa b=" + std::to_string(budget) + " k=" + std::to_string(k) + " complement", c, head);
+          }
           if (head && !opt.selection_path.empty()) {  // the pages, for the FlexAttention baseline
             const StepDecisions d = rig.decisions_of(l);
             json sel = {{"prefix_len", L}, {"block_size", B}, {"num_q_heads", 32}, {"num_kv_heads", 8},

@@ -92,7 +92,7 @@ int main(int argc, char** argv) {
   bench_cmd->add_option("--tau", bench.tau, "LoSA tau")->capture_default_str();
   bench_cmd->add_option("--select", bench.sparsed_selects, "SparseD select fractions")->capture_default_str();
   bench_cmd->add_option("--block-steps", bench.block_steps, "steps per block for whole-block numbers")->capture_default_str();
-  bench_cmd->add_option("--modes", bench.modes, "measurements: dense quest losa tau sparsed")->capture_default_str();
+  bench_cmd->add_option("--modes", bench.modes, "measurements: dense quest losa tau sparsed complement (LoSA top-k with losa_complement; not by default)")->capture_default_str();
   bench_cmd->add_flag("!--no-curve", bench.density_curve, "skip the density curve and whole blocks");
   bench_cmd->add_option("--reps", bench.reps, "timed repetitions per layer")->capture_default_str();
   bench_cmd->add_option("--warmup", bench.warmup, "warm-up repetitions")->capture_default_str();

@@ -227,11 +227,12 @@ CLI::App* add_eval_command(CLI::App& app, EvalFlags& f) {
   c->add_option("--tau", f.taus, "LoSA change-share variants [0.5] (none: the flag alone)")
       ->expected(0, CLI::detail::expected_max_vector_size);
   c->parse_complete_callback([c, &f] {  // a flag given without values keeps no default variant
-    auto bare = [c](const char* name) {
+    auto bare = [c, &f](const char* name) {
       if (!c->count(name)) return false;
-      for (const std::string& r : c->get_option(name)->results())
-        if (!r.empty()) return false;
-      return true;  // CLI11 records a value-less use as one empty result
+      bool empty = false, valued = false;  // CLI11 records a value-less use as an empty result
+      for (const std::string& r : c->get_option(name)->results()) (r.empty() ? empty : valued) = true;
+      if (empty && valued) f.mixed_bare_flag = name;  // reported by run_eval (a throw here would escape the parse)
+      return empty;
     };
     if (bare("--k-active")) f.k_actives.clear();
     if (bare("--tau")) f.taus.clear();
@@ -262,6 +263,8 @@ int run_eval(const EvalFlags& f, const std::string& command_line) {
     if (!f.png_path.empty()) open_output(f.png_path, "--png").close();
     return replot(f);
   }
+  if (!f.mixed_bare_flag.empty())
+    bad_flag(f.mixed_bare_flag, "is given both alone (no variants) and with values; give one");
   if (f.model_dir.empty()) bad_flag("--model", "is required (a model folder), or --from-json FILE");
   const std::string device = f.device.empty() ? default_device() : f.device;
   check_device_flag(device);
@@ -276,6 +279,11 @@ int run_eval(const EvalFlags& f, const std::string& command_line) {
   grid.with_complement = f.complement;
   grid.sparsed_skip = f.skip;
   if (grid.modes.empty()) bad_flag("--modes", "names no mode");
+  for (int k : f.k_actives)
+    if (k < 0 || k > f.block_size)
+      bad_flag("--k-active", "must be in 0..--block-size, got " + std::to_string(k));
+  for (double tau : f.taus)
+    if (!(tau > 0.0 && tau <= 1.0)) bad_flag("--tau", "must be in (0, 1], got " + std::to_string(tau));
   if (std::count(grid.modes.begin(), grid.modes.end(), Mode::losa) && f.k_actives.empty() && f.taus.empty() &&
       f.delta_mins.empty())
     bad_flag("--modes", "has losa but --k-active, --tau and --delta-min give it no variant");

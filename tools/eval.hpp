@@ -23,6 +23,7 @@ struct EvalFlags {
   std::vector<double> taus = {0.5};
   std::vector<double> delta_mins;
   bool complement = false;
+  std::string mixed_bare_flag;  ///< set while parsing: a rule flag given both bare and with values
   double skip = 0.2;
   int block_size = 16;
   int steps = 0;  ///< 0: block_size (one token or more per step)

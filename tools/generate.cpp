@@ -102,12 +102,16 @@ DecodeOptions decode_options(const GenerateFlags& f) {
   m.attend = f.attend == "union" ? Attend::union_ : Attend::own;
   m.budget_tokens = f.budget;
   m.tau = f.tau;
-  if (f.k_active >= 0 && f.delta_min > 0.0) bad_flag("--delta-min", "and --k-active choose two active-set rules; give one");
-  m.active_rule = f.k_active >= 0 ? ActiveRule::top_k : f.delta_min > 0.0 ? ActiveRule::delta_min : ActiveRule::tau;
-  m.k_active = std::max(0, f.k_active);
-  if (!(std::isfinite(f.delta_min) && f.delta_min >= 0.0))
+  const bool delta_rule = !std::isnan(f.delta_min) || f.delta_min_given;  // NaN: left out
+  if (delta_rule && !(std::isfinite(f.delta_min) && f.delta_min > 0.0))
     bad_flag("--delta-min", "must be finite and > 0 (left out: the tau rule), got " + std::to_string(f.delta_min));
-  if (f.delta_min > 0.0) m.delta_min = f.delta_min;
+  if (delta_rule && f.k_active >= 0) bad_flag("--delta-min", "and --k-active choose two active-set rules; give one");
+  if (delta_rule && f.tau_given) bad_flag("--delta-min", "and --tau choose two active-set rules; give one");
+  if ((delta_rule || f.k_active >= 0) && m.mode != Mode::losa)
+    bad_flag(delta_rule ? "--delta-min" : "--k-active", std::string("applies to --mode losa, not ") + mode_name(m.mode));
+  m.active_rule = f.k_active >= 0 ? ActiveRule::top_k : delta_rule ? ActiveRule::delta_min : ActiveRule::tau;
+  m.k_active = std::max(0, f.k_active);
+  if (delta_rule) m.delta_min = f.delta_min;
   m.losa_complement = f.complement;
   m.sparsed_skip = f.skip;
   m.sparsed_select = f.select;
@@ -163,7 +167,8 @@ nlohmann::json result_json(const GenerateFlags& f, const Weights& w, const Decod
            {{"block_size", r.block_size}, {"steps", r.steps}, {"strategy", f.strategy},
             {"threshold", f.threshold}, {"temperature", f.temperature}, {"top_k", f.top_k},
             {"top_p", f.top_p}, {"seed", f.seed}, {"max_new_tokens", f.max_new_tokens},
-            {"budget", f.budget}, {"tau", f.tau}, {"k_active", f.k_active}, {"delta_min", f.delta_min}, {"complement", f.complement}, {"skip", f.skip},
+            {"budget", f.budget}, {"tau", f.tau}, {"k_active", f.k_active}, {"delta_min", std::isnan(f.delta_min) ? nlohmann::json(nullptr) : nlohmann::json(f.delta_min)},
+            {"complement", f.complement}, {"skip", f.skip},
             {"select", f.select}, {"attend", f.attend}, {"page_size", f.page_size},
             {"kv_dtype", f.kv_dtype}, {"stop_ids", o.stop_ids}, {"stop_strings", f.stop_strings}}},
           {"seconds", r.seconds},
@@ -250,12 +255,15 @@ CLI::App* add_generate_command(CLI::App& app, GenerateFlags& f) {
       ->allow_extra_args(false);
   c->add_option("--mode", f.mode, "attention mode: dense, quest, losa, sparsed")->capture_default_str();
   c->add_option("--budget", f.budget, "QUEST/LoSA token budget per row (>= page size)")->capture_default_str();
-  c->add_option("--tau", f.tau, "LoSA change share (the tau rule)")->capture_default_str();
+  c->add_option("--tau", f.tau, "LoSA change share (the tau rule)")->capture_default_str()->each([&f](const std::string&) {
+    f.tau_given = true;
+  });
   c->add_option("--k-active", f.k_active, "LoSA active tokens: the top-k rule instead of tau");
   c->add_flag("--complement", f.complement,
               "LoSA: active rows keep step 0's attention over the pages they do not load (losa_complement)");
   c->add_option("--delta-min", f.delta_min,
-                "LoSA: every token whose normalised change reaches this is active (the per-row rule instead of tau)");
+                "LoSA: every token whose normalised change reaches this is active (the per-row rule instead of tau)")
+      ->each([&f](const std::string&) { f.delta_min_given = true; });
   c->add_option("--skip", f.skip, "SparseD full-step fraction")->capture_default_str();
   c->add_option("--select", f.select, "SparseD page fraction kept")->capture_default_str();
   c->add_option("--attend", f.attend, "own (each row its pages) or union")->capture_default_str();

@@ -148,6 +148,8 @@ StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape
     state.anchor_lse_ = state.prefix_lse_;
     state.anchor_q_.assign(q, q + q_elems);
   } else if (config.losa_complement && !tokens.empty()) {
+    LOSA_CHECK_ARG(state.anchor_o_.size() == q_elems, "config.losa_complement",
+                   "was set after this block's step 0, which kept no step-0 state to subtract from");
     // What the pages left out held at step 0: the step-0 query's part over the loaded pages,
     // taken out of its dense state, then merged with the fresh part over those pages.
     std::vector<float> anchor_part_o(q_elems, 0.0f), anchor_part_lse(shape.num_rows(), 0.0f), rest_o(D);

@@ -1,4 +1,4 @@
-// losa_complement's middle step. For each active row: step 0's dense prefix state less the
+// losa_complement's middle step, and its step-0 copy of the anchors. For each active row: step 0's dense prefix state less the
 // step-0 query's attention over the pages loaded this step (the splits of the second attention
 // pass, merged here), written as one more split of the fresh pass, so that finalize merges it
 // with the fresh part like any other split. One warp per (sequence, active slot, query head).
@@ -38,13 +38,13 @@ __global__ void __launch_bounds__(kWarps * 32) complement_kernel(const __grid_co
       const size_t at = partial_state_index(head_slot, n, s, p.max_rows, row);
       const float lse = p.anchor_partial_lse[at];
       if (lse == -INFINITY) continue;
-      const float w = __expf(lse - m);
+      const float w = expf(lse - m);
       l += w;
 #pragma unroll
       for (int i = 0; i < D / 32; ++i) part[i] += w * p.anchor_partial_o[at * D + lane + 32 * i];
     }
   }
-  const float part_lse = l > 0.0f ? m + __logf(l) : -INFINITY;
+  const float part_lse = l > 0.0f ? m + logf(l) : -INFINITY;
 
   // Step 0's state less that part (CPU twin: subtract_state).
   const size_t a = (static_cast<size_t>(seq) * B + token) * Hq + h;
@@ -60,6 +60,20 @@ __global__ void __launch_bounds__(kWarps * 32) complement_kernel(const __grid_co
     p.partial_o[out * D + e] = empty ? 0.0f : (p.anchor_o[a * D + e] - share * part_o) / rest;
   }
   if (lane == 0) p.partial_lse[out] = empty ? -INFINITY : anchor_lse + logf(rest);
+}
+
+__global__ void __launch_bounds__(kWarps * 32) anchor_copy_kernel(const __grid_constant__ AnchorCopyParams p) {
+  wait_for_predecessor();  // PDL: the finalize's prefix state is visible from here on
+  allow_successor();
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * kWarps + threadIdx.x / 32;
+  const int lane = threadIdx.x % 32;
+  if (row >= static_cast<int64_t>(p.num_seqs) * p.rows_per_seq) return;
+  if (p.seq_mask && !p.seq_mask[row / p.rows_per_seq]) return;
+  for (int e = lane; e < p.head_dim; e += 32) p.anchor_o[row * p.head_dim + e] = p.prefix_o[row * p.head_dim + e];
+  const uint32_t* q = static_cast<const uint32_t*>(p.q_ref) + row * p.q_row_words;
+  uint32_t* anchor_q = static_cast<uint32_t*>(p.anchor_q) + row * p.q_row_words;
+  for (int w = lane; w < p.q_row_words; w += 32) anchor_q[w] = q[w];
+  if (lane == 0) p.anchor_lse[row] = p.prefix_lse[row];
 }
 
 template <int D>
@@ -78,6 +92,13 @@ void launch_complement(int head_dim, const ComplementParams& p, cudaStream_t str
     launch<128>(p, stream);
   else
     throw ArgumentError("launch_complement", "head_dim", "must be 64 or 128, got " + std::to_string(head_dim));
+}
+
+void launch_anchor_copy(const AnchorCopyParams& p, cudaStream_t stream) {
+  const int64_t rows = static_cast<int64_t>(p.num_seqs) * p.rows_per_seq;
+  if (rows == 0) return;
+  launch_kernel(anchor_copy_kernel, static_cast<unsigned>((rows + kWarps - 1) / kWarps), kWarps * 32, 0, stream, p);
+  check_launch("anchor_copy_kernel");
 }
 
 }  // namespace losa::cuda

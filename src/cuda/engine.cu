@@ -401,13 +401,19 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   launch_finalize(s.kv.dtype, D, fp, S, stream);
   if (losa && step == 0 && s.mode.losa_complement) {  // step 0's state and queries, kept for the block
     s.mark("anchor_copy");
-    const size_t rows = static_cast<size_t>(S) * B * Hq;
-    LOSA_CUDA_CHECK(cudaMemcpyAsync(state_base + st.anchor_o, state_base + st.prefix_o, rows * D * 4,
-                                    cudaMemcpyDeviceToDevice, stream));
-    LOSA_CUDA_CHECK(cudaMemcpyAsync(state_base + st.anchor_lse, state_base + st.prefix_lse, rows * 4,
-                                    cudaMemcpyDeviceToDevice, stream));
-    LOSA_CUDA_CHECK(cudaMemcpyAsync(state_base + st.anchor_q, state_base + st.q_ref, rows * D * elem,
-                                    cudaMemcpyDeviceToDevice, stream));
+    AnchorCopyParams ac;
+    ac.prefix_o = fp.prefix_o;
+    ac.prefix_lse = fp.prefix_lse;
+    ac.q_ref = fp.q_ref;
+    ac.anchor_o = reinterpret_cast<float*>(state_base + st.anchor_o);
+    ac.anchor_lse = reinterpret_cast<float*>(state_base + st.anchor_lse);
+    ac.anchor_q = state_base + st.anchor_q;
+    ac.num_seqs = S;
+    ac.rows_per_seq = B * Hq;
+    ac.head_dim = D;
+    ac.q_row_words = D * elem / 4;
+    ac.seq_mask = io.seq_mask;
+    launch_anchor_copy(ac, stream);
   }
 
   // 4. SparseD's switch: head-specific pages by attention mass, kept for the block's rest.

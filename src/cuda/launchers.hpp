@@ -39,6 +39,8 @@ void launch_paged_attention(DType dtype, int head_dim, const PagedAttentionParam
 void launch_active_set(DType dtype, int head_dim, const ActiveSetParams& p, int num_seqs, cudaStream_t stream);
 /// Grid of one warp per (sequence, block token, query head); warps past a sequence's active count exit.
 void launch_complement(int head_dim, const ComplementParams& p, cudaStream_t stream);
+/// Grid of one warp per (sequence, block token, query head); a masked sequence's rows are skipped.
+void launch_anchor_copy(const AnchorCopyParams& p, cudaStream_t stream);
 
 /// QUEST page scores. At head dim 128 a grid whose loading CTAs fit one wave at 4 per SM gets
 /// the 128-register instance, larger grids the 96-register one (5 per SM);

@@ -198,6 +198,20 @@ struct ComplementParams {
   int num_seqs = 0, num_q_heads = 0, num_kv_heads = 0;
 };
 
+/// losa_complement at step 0: each (token, query head) row's prefix state and reference query
+/// copied into the anchor buffers the block's later steps subtract from; a sequence sitting out
+/// keeps its anchors.
+struct AnchorCopyParams {
+  const float* prefix_o = nullptr;    ///< [S, B, Hq, D]
+  const float* prefix_lse = nullptr;  ///< [S, B, Hq]
+  const void* q_ref = nullptr;        ///< [S, B, Hq, D] of the storage dtype
+  float* anchor_o = nullptr;
+  float* anchor_lse = nullptr;
+  void* anchor_q = nullptr;
+  int num_seqs = 0, rows_per_seq = 0, head_dim = 0, q_row_words = 0;  ///< rows_per_seq = B * Hq
+  const uint8_t* seq_mask = nullptr;  ///< [S] zero: the sequence sits out (nullable)
+};
+
 /// SparseD's attention mass per (q head, page) under the full lse of every block row.
 struct SparsedMassParams {
   PagedKVView kv;

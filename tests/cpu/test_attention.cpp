@@ -187,6 +187,12 @@ TEST(SubtractState, EmptyPartIsIdentityAndWholePartLeavesNothing) {
   EXPECT_EQ(lse, -INFINITY);
   subtract_state(a.data(), -INFINITY, b.data(), -INFINITY, 64, o.data(), &lse);
   EXPECT_EQ(lse, -INFINITY);
+  // A remainder under kSubtractEmptyBelow of the mass is dropped; one above it is kept.
+  const float lse_a = 2.0f;
+  subtract_state(a.data(), lse_a, b.data(), lse_a + std::log(1.0f - 0.5f * kSubtractEmptyBelow), 64, o.data(), &lse);
+  EXPECT_EQ(lse, -INFINITY);
+  subtract_state(a.data(), lse_a, b.data(), lse_a + std::log(1.0f - 2.0f * kSubtractEmptyBelow), 64, o.data(), &lse);
+  EXPECT_NEAR(lse, lse_a + std::log(2.0 * kSubtractEmptyBelow), 1e-5);
 }
 
 TEST(BlockAttention, MatchesDirectFormula) {

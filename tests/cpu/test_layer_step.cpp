@@ -114,6 +114,7 @@ TEST(LayerStep, LosaComplementIsFreshLoadedPagesAndStepZeroRest) {
   const float scale = f.shape.default_scale();
   std::vector<float> fresh_o(q1.size()), fresh_lse(f.shape.num_rows()), rest_o(q1.size()), rest_lse(f.shape.num_rows());
   prefix_attention(f.rc.cache, 0, f.shape, q1.data(), d.tokens, d.selection, scale, fresh_o.data(), fresh_lse.data());
+  int rows_with_rest = 0;
   for (int t : d.tokens)
     for (int h = 0; h < Hq; ++h) {  // each row's own pages (attend=own): the rest is per row
       const int row = t * Hq + h;
@@ -127,15 +128,20 @@ TEST(LayerStep, LosaComplementIsFreshLoadedPagesAndStepZeroRest) {
       prefix_attention(f.rc.cache, 0, f.shape, q0.data(), {t}, rest, scale, ro.data(), rl.data());
       std::vector<float> want(D);
       float want_lse = 0.0f;
-      merge_state(&fresh_o[row * D], fresh_lse[row], &ro[row * D], rl[row], D, want.data(), &want_lse);
+      // A rest under kSubtractEmptyBelow of step 0's mass is dropped (its own test: test_attention).
+      const double rest_share = std::exp(static_cast<double>(rl[row]) - st.anchor_lse()[row]);
+      if (std::abs(rest_share - kSubtractEmptyBelow) < 1e-3) continue;  // on the edge: either is right
+      rows_with_rest += rest_share >= kSubtractEmptyBelow;
+      merge_state(&fresh_o[row * D], fresh_lse[row], &ro[row * D], rest_share < kSubtractEmptyBelow ? -INFINITY : rl[row],
+                  D, want.data(), &want_lse);
       // The complement comes out of a difference of fp32 states: its error is their rounding
       // (an lse of ~10 stored in fp32 is off by up to ~1e-6, so is the part's share of the mass)
       // over the rest's share of step 0's mass.
-      const double rest_share = std::exp(static_cast<double>(rl[row]) - st.anchor_lse()[row]);
       const double tol = 1e-6 + 3e-6 / rest_share;
       EXPECT_LT(test::rel_l2(&st.prefix_o()[row * D], want.data(), D), tol) << "row " << row << " rest " << rest_share;
       EXPECT_NEAR(st.prefix_lse()[row], want_lse, tol * std::abs(want_lse)) << "row " << row;
     }
+  EXPECT_GT(rows_with_rest, 0) << "no row kept a complement: the test checked only the fresh part";
 }
 
 // Every page loaded: nothing is left out, and the complement changes nothing, bit for bit.
@@ -165,6 +171,19 @@ TEST(LayerStep, LosaComplementLimits) {
   std::vector<float> o(q0.size(), test::kPoison);
   layer_step(f.rc.cache, 0, f.shape, few, q0.data(), k.data(), v.data(), st, o.data(), &replay);
   EXPECT_LT(test::rel_l2(o, step0), 1e-5);
+}
+
+TEST(LayerStep, LosaComplementNeedsItsStepZero) {  // switched on mid-block: nothing to subtract from
+  Fixture f;
+  const auto q0 = f.q(1), q1 = f.q(4), k = f.kv(2), v = f.kv(3);
+  ModeConfig c = mode(Mode::losa);
+  c.active_rule = ActiveRule::top_k;
+  c.k_active = 3;
+  LayerBlockState st;
+  run(f, c, st, q0, k, v);
+  c.losa_complement = true;
+  std::vector<float> o(q1.size());
+  EXPECT_THROW(layer_step(f.rc.cache, 0, f.shape, c, q1.data(), k.data(), v.data(), st, o.data()), ArgumentError);
 }
 
 TEST(LayerStep, LosaAllActiveEqualsQuest) {

@@ -40,8 +40,9 @@ std::vector<int32_t> random_tokens(int n, uint64_t seed, int vocab) {
   return t;
 }
 
-ForwardOptions options_for(Mode mode, int block, bool record) {
+ForwardOptions options_for(Mode mode, int block, bool record, bool complement = false) {
   ForwardOptions o;
+  o.mode.losa_complement = complement;
   o.block_size = block;
   o.mode.mode = mode;
   o.mode.budget_tokens = 32;  // two pages per row plus the last
@@ -89,7 +90,7 @@ RowErrors compare_logits(const float* gpu, const float* cpu, const std::vector<u
 
 /// Both backends in lockstep over a few blocks: the GPU decides (and records its choices), the
 /// CPU replays them; the block follows the GPU's greedy proposals (sequential unmasking).
-void lockstep(Mode mode, int B, const std::vector<int>& prompt_lengths) {
+void lockstep(Mode mode, int B, const std::vector<int>& prompt_lengths, bool complement = false) {
   const Weights& w = tiny();
   const int64_t V = w.config.vocab_size;
   const int S = static_cast<int>(prompt_lengths.size()), mask_id = w.config.mask_token_id, blocks = 3;
@@ -101,8 +102,8 @@ void lockstep(Mode mode, int B, const std::vector<int>& prompt_lengths) {
     prefill[s] = random_tokens(prompt_lengths[s] / B * B, 100 + s, static_cast<int>(V));
     capacity[s] = static_cast<int64_t>(prefill[s].size()) + int64_t{blocks} * B;
   }
-  gpu->start(prefill, capacity, options_for(mode, B, true));
-  cpu->start(prefill, capacity, options_for(mode, B, false));
+  gpu->start(prefill, capacity, options_for(mode, B, true, complement));
+  cpu->start(prefill, capacity, options_for(mode, B, false, complement));
   const Sampler greedy(SamplerParams{});
   std::vector<SampleKey> keys(S);
   std::vector<TokenProposal> gp(static_cast<size_t>(S) * B), cp(gp.size());
@@ -154,6 +155,13 @@ TEST(GpuRuntime, LosaMatchesCpuReplayingItsChoices) {
   LOSA_REQUIRE_GPU();
   lockstep(Mode::losa, 4, {200, 90});
   lockstep(Mode::losa, 16, {230, 40});
+}
+// The complement through the runtime: the anchors copied at step 0 (a sequence sitting a block
+// out keeps its own), the second pass and the doubled page reads in the report.
+TEST(GpuRuntime, LosaComplementMatchesCpuReplayingItsChoices) {
+  LOSA_REQUIRE_GPU();
+  lockstep(Mode::losa, 4, {200, 90}, true);
+  lockstep(Mode::losa, 16, {230, 40}, true);
 }
 TEST(GpuRuntime, SparsedMatchesCpuReplayingItsChoices) {
   LOSA_REQUIRE_GPU();

@@ -29,20 +29,22 @@ __global__ void __launch_bounds__(kWarps * 32) complement_kernel(const __grid_co
   const int head_slot = seq * p.num_kv_heads + kvh, row = token * group + h % group;
   const int n = p.num_splits;
 
-  // The step-0 query's part over the loaded pages: the merge of its splits.
-  float m = -INFINITY;
-  for (int s = 0; s < n; ++s) m = fmaxf(m, p.anchor_partial_lse[partial_state_index(head_slot, n, s, p.max_rows, row)]);
-  float part[D / 32] = {}, l = 0.0f;
-  if (m != -INFINITY) {
-    for (int s = 0; s < n; ++s) {
-      const size_t at = partial_state_index(head_slot, n, s, p.max_rows, row);
-      const float lse = p.anchor_partial_lse[at];
-      if (lse == -INFINITY) continue;
-      const float w = expf(lse - m);
-      l += w;
+  // The step-0 query's part over the loaded pages: the merge of its splits. Lane j reads the lse
+  // of splits j and j + 32 (n <= 63), so every split's weight is known after one round trip, and
+  // the outputs' loads are then issued four splits at a time.
+  const size_t first = partial_state_index(head_slot, n, 0, p.max_rows, row), stride = p.max_rows;
+  const float lse0 = lane < n ? p.anchor_partial_lse[first + lane * stride] : -INFINITY;
+  const float lse1 = lane + 32 < n ? p.anchor_partial_lse[first + (lane + 32) * stride] : -INFINITY;
+  const float m = warp_max(fmaxf(lse0, lse1));
+  const float w0 = lse0 == -INFINITY ? 0.0f : expf(lse0 - m), w1 = lse1 == -INFINITY ? 0.0f : expf(lse1 - m);
+  const float l = m == -INFINITY ? 0.0f : warp_sum(w0 + w1);
+  float part[D / 32] = {};
+#pragma unroll 4
+  for (int s = 0; s < n; ++s) {
+    const float w = __shfl_sync(0xffffffffu, s < 32 ? w0 : w1, s % 32);
+    const float* o = p.anchor_partial_o + (first + s * stride) * D;
 #pragma unroll
-      for (int i = 0; i < D / 32; ++i) part[i] += w * p.anchor_partial_o[at * D + lane + 32 * i];
-    }
+    for (int i = 0; i < D / 32; ++i) part[i] += w * o[lane + 32 * i];  // an empty split's o is 0 (w is 0)
   }
   const float part_lse = l > 0.0f ? m + logf(l) : -INFINITY;
 

@@ -85,6 +85,8 @@ struct Table {
         r["active_rule"] = active_rule_name(m.mode.active_rule);
         r["k_active"] = m.mode.k_active;
         r["tau"] = m.mode.tau;
+        r["delta_min"] = m.mode.delta_min;
+        r["complement"] = m.mode.losa_complement;
       }
       if (m.mode.mode == Mode::sparsed) r["select"] = m.mode.sparsed_select;
       if (!m.stages.empty()) r["stages_us"] = m.stages;

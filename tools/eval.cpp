@@ -297,6 +297,7 @@ int run_eval(const EvalFlags& f, const std::string& command_line) {
   if (f.block_size < 1 || f.block_size > 64) bad_flag("--block-size", "must be in 1..64, got " + std::to_string(f.block_size));
   if (f.steps < 0 || f.steps > f.block_size)
     bad_flag("--steps", "must be in 0..--block-size, got " + std::to_string(f.steps));
+  for (int64_t len : f.lengths) make_variants(grid, len);  // the grid's own errors before anything is loaded
 
   eval::EvalOptions options;
   options.tasks = tasks;
@@ -317,7 +318,6 @@ int run_eval(const EvalFlags& f, const std::string& command_line) {
   if (weights.config.vocab_size < eval::TaskVocab::size)
     bad_flag("--model", "has vocab_size " + std::to_string(weights.config.vocab_size) + "; the task suite needs " +
                             std::to_string(eval::TaskVocab::size));
-  for (int64_t len : f.lengths) make_variants(grid, len);  // flag errors before loading the backend
   std::unique_ptr<runtime::ModelBackend> backend = make_backend(device, weights, f.threads);
 
   const bool show = f.progress || ::isatty(2);

@@ -102,7 +102,7 @@ DecodeOptions decode_options(const GenerateFlags& f) {
   m.attend = f.attend == "union" ? Attend::union_ : Attend::own;
   m.budget_tokens = f.budget;
   m.tau = f.tau;
-  const bool delta_rule = !std::isnan(f.delta_min) || f.delta_min_given;  // NaN: left out
+  const bool delta_rule = f.delta_min_given;
   if (delta_rule && !(std::isfinite(f.delta_min) && f.delta_min > 0.0))
     bad_flag("--delta-min", "must be finite and > 0 (left out: the tau rule), got " + std::to_string(f.delta_min));
   if (delta_rule && f.k_active >= 0) bad_flag("--delta-min", "and --k-active choose two active-set rules; give one");
@@ -167,7 +167,7 @@ nlohmann::json result_json(const GenerateFlags& f, const Weights& w, const Decod
            {{"block_size", r.block_size}, {"steps", r.steps}, {"strategy", f.strategy},
             {"threshold", f.threshold}, {"temperature", f.temperature}, {"top_k", f.top_k},
             {"top_p", f.top_p}, {"seed", f.seed}, {"max_new_tokens", f.max_new_tokens},
-            {"budget", f.budget}, {"tau", f.tau}, {"k_active", f.k_active}, {"delta_min", std::isnan(f.delta_min) ? nlohmann::json(nullptr) : nlohmann::json(f.delta_min)},
+            {"budget", f.budget}, {"tau", f.tau}, {"k_active", f.k_active}, {"delta_min", f.delta_min_given ? nlohmann::json(f.delta_min) : nlohmann::json(nullptr)},
             {"complement", f.complement}, {"skip", f.skip},
             {"select", f.select}, {"attend", f.attend}, {"page_size", f.page_size},
             {"kv_dtype", f.kv_dtype}, {"stop_ids", o.stop_ids}, {"stop_strings", f.stop_strings}}},

@@ -5,7 +5,6 @@
 // commit. The CLI only parses flags, reports and prints; the work is losa::runtime's
 // (decoder.hpp, backend.hpp, tokenizer.hpp, chat.hpp, text_stream.hpp).
 #include <CLI/CLI.hpp>
-#include <limits>
 #include <string>
 #include <vector>
 
@@ -23,7 +22,7 @@ struct GenerateFlags {
   std::string mode = "dense", attend = "own", kv_dtype = "bf16", strategy = "low_confidence_dynamic";
   int budget = 256, k_active = -1, page_size = 16, block_size = 0, steps = 4, top_k = 0;
   int threads = 0, prefill_chunk = 1024, mask_id = -1;
-  double delta_min = std::numeric_limits<double>::quiet_NaN();  ///< given: LoSA's per-row threshold rule
+  double delta_min = 0.0;  ///< with delta_min_given: LoSA's per-row threshold rule
   bool delta_min_given = false, tau_given = false;
   bool complement = false;  ///< LoSA: losa_complement
   double tau = 0.5, skip = 0.2, select = 0.3, threshold = 0.9, temperature = 0.0, top_p = 1.0;

@@ -57,6 +57,11 @@ struct ModeConfig {
 /// of `page_size` tokens.
 void validate(const ModeConfig& config, int block_size, int page_size);
 
+/// How many times a step reads each KV page it loads: twice for a LoSA step after step 0 with
+/// losa_complement (once for the fresh queries, once for step 0's), else once. Bytes-moved counts
+/// of every backend use it.
+int kv_reads_per_loaded_page(const ModeConfig& config, int step);
+
 /// Number of full (dense) steps SparseD takes before switching: max(1, ceil(skip * T)).
 int sparsed_full_steps(const ModeConfig& config);
 

@@ -81,6 +81,10 @@ void validate(const ModeConfig& c, int block_size, int page_size) {
   }
 }
 
+int kv_reads_per_loaded_page(const ModeConfig& c, int step) {
+  return c.mode == Mode::losa && c.losa_complement && step > 0 ? 2 : 1;
+}
+
 int sparsed_full_steps(const ModeConfig& c) {
   const int full = static_cast<int>(std::ceil(c.sparsed_skip * c.steps_per_block - 1e-9));
   return full < 1 ? 1 : full;

@@ -169,8 +169,8 @@ StepStats layer_step(const PagedKVCache& cache, int seq, const BlockShape& shape
     stats.pages_loaded[h] = static_cast<int64_t>(selection.kv_head_pages[h].size());
   stats.active_tokens = static_cast<int>(tokens.size());
   stats.full_step = stats.active_tokens == B;
-  const int64_t reads = config.losa_complement && !first ? 2 : 1;  // once per query (fresh, step 0's)
-  stats.kv_bytes = selection.pages_loaded() * static_cast<int64_t>(cache.page_kv_bytes()) * reads;
+  stats.kv_bytes = selection.pages_loaded() * static_cast<int64_t>(cache.page_kv_bytes()) *
+                   kv_reads_per_loaded_page(config, state.step_);
   stats.bounds_bytes =
       scored ? static_cast<int64_t>(n) * Hk * static_cast<int64_t>(cache.page_bounds_bytes(config.bounds8)) : 0;
 

@@ -88,12 +88,7 @@ void launch(const ComplementParams& p, cudaStream_t stream) {
 }  // namespace
 
 void launch_complement(int head_dim, const ComplementParams& p, cudaStream_t stream) {
-  if (head_dim == 64)
-    launch<64>(p, stream);
-  else if (head_dim == 128)
-    launch<128>(p, stream);
-  else
-    throw ArgumentError("launch_complement", "head_dim", "must be 64 or 128, got " + std::to_string(head_dim));
+  LOSA_DISPATCH_HEAD_DIM(head_dim, launch, p, stream);
 }
 
 void launch_anchor_copy(const AnchorCopyParams& p, cudaStream_t stream) {

@@ -484,9 +484,8 @@ StepStats AttentionEngine::last_stats(int seq, Stream stream) const {
   st.pages_loaded.assign(stats.begin() + 1, stats.end());
   const int64_t elem = dtype_bytes(s.kv.dtype);
   const int64_t page_bytes = 2 * elem * s.kv.page_size * s.shape.head_dim;
-  // losa_complement reads a sparse step's pages twice: once per query (fresh and step 0's).
-  const int64_t reads = s.mode.losa_complement && s.last_step > 0 ? 2 : 1;
-  st.kv_bytes = std::accumulate(st.pages_loaded.begin(), st.pages_loaded.end(), int64_t{0}) * page_bytes * reads;
+  st.kv_bytes = std::accumulate(st.pages_loaded.begin(), st.pages_loaded.end(), int64_t{0}) * page_bytes *
+                kv_reads_per_loaded_page(s.mode, s.last_step);
   const int64_t bound_bytes = s.mode.bounds8 ? 2 * s.shape.head_dim + 4 : 2 * elem * s.shape.head_dim;
   st.bounds_bytes = s.last_scored && st.active_tokens > 0 ? bound_bytes * Hk * st.num_pages : 0;
   return st;

@@ -448,9 +448,8 @@ ForwardReport CudaBackend::run_block(const int32_t* block_tokens, const uint8_t*
         out.active_tokens = st[0];
         out.full_step = st[0] == B;
         out.pages_loaded.assign(st + 1, st + 1 + Hk);
-        // losa_complement reads a sparse step's pages twice (the fresh and the step-0 queries), as the engine counts.
-        const int64_t reads = opt_.mode.losa_complement && step > 0 ? 2 : 1;
-        out.kv_bytes = std::accumulate(out.pages_loaded.begin(), out.pages_loaded.end(), int64_t{0}) * page_kv_bytes * reads;
+        out.kv_bytes = std::accumulate(out.pages_loaded.begin(), out.pages_loaded.end(), int64_t{0}) * page_kv_bytes *
+                       kv_reads_per_loaded_page(opt_.mode, step);
         out.bounds_bytes = scored && st[0] > 0 ? bound_bytes * Hk * out.num_pages : 0;
       }
   }

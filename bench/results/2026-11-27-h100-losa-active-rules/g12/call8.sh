@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Session 17, training call 2: continue g12, then dense on 48 samples at 16K / 32K (the shipped
-# 6-layer model: 86.2 / 77.1).
+# Session 17, training calls 8 and 9 (this script, run twice): continue g12, then dense on 48 samples
+# at 16K / 32K (the shipped 6-layer model: 86.2 / 77.1).
 set -u
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 KEEP=g12 bash train/gpu_sweep.sh 380 .train/sweep.txt > /tmp/sweep_out.txt 2>&1

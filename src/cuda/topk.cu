@@ -4,7 +4,12 @@
 // (sequence, KV head)'s flags, and the CTA that finishes last (a ticket) compacts them.
 //
 // A CTA selects for one row. Its scores are staged in shared memory as order-preserving keys.
-// One 11-bit histogram pass over key - min finds the bin that holds the k-th largest key; when
+// Small k (at most 64: LoSA's and QUEST's budgets up to 1,024 tokens) first tries a filter with
+// four barriers: the k-th largest of the threads' maxima is a floor that at least k keys reach.
+// The keys at or above it (a few dozen on a row with a peak) are ranked exactly by (key
+// descending, page ascending) and the first k taken. More than 256 of them (ties, flat rows) fall
+// through to the radix select.
+// The radix select: one 11-bit histogram pass over key - min finds the bin that holds the k-th largest key; when
 // that bin holds at most a key per thread (the usual case: a few thousand keys over 2048 bins),
 // its keys are ranked exactly by (key descending, page ascending) and the k-th of that order
 // bounds the selection. Otherwise 8-bit radix passes go on below the bin to the k-th largest key
@@ -29,6 +34,11 @@ namespace {
 constexpr int kSelectThreads = 256;
 constexpr int kWideBits = 11, kWideBins = 1 << kWideBits;  // the first pass's digit
 constexpr int kBinsPerThread = kWideBins / kSelectThreads;
+constexpr int kSelectWarps = kSelectThreads / 32;
+constexpr int kFilterMaxK = kSelectWarps * 8;  // up to 8 rounds of warp maxima
+constexpr int kFilterMaxCandidates = kSelectThreads;  // one to rank per thread
+// The filter's candidates (keys, pages) and the row's bitmap share the histogram's space.
+constexpr int kFilterMaxWords = kWideBins - 2 * kFilterMaxCandidates;
 
 // Larger float -> larger unsigned key.
 __device__ __forceinline__ uint32_t ordered_key(float f) {
@@ -74,6 +84,93 @@ __device__ void compact_union(const TopKParams& p, int head_slot, const SeqPages
   if (threadIdx.x == 0) p.counts[head_slot] = written;
 }
 
+/// The small-k filter (the header's first path) for one row, by the whole CTA. `space` is the
+/// histogram's shared memory. Returns false, the same in every thread and having written nothing
+/// global, when more than kFilterMaxCandidates keys reach the filter's floor; true when the row's
+/// flags and bits are written.
+__device__ bool filter_select(const uint32_t* keys, int candidates, int k, int n, uint32_t thread_max, bool keep_last,
+                              uint8_t* flags, uint32_t* bits, int* space) {
+  constexpr int kTop = 32;
+  __shared__ uint32_t warp_top[kSelectWarps * kTop];
+  __shared__ uint32_t floor_key;
+  __shared__ int found;
+  uint32_t* found_keys = reinterpret_cast<uint32_t*>(space);
+  int* found_pages = space + kFilterMaxCandidates;
+  uint32_t* row_bitmap = reinterpret_cast<uint32_t*>(space + 2 * kFilterMaxCandidates);
+  const int tid = threadIdx.x, lane = tid % 32, warp = tid / 32, words = (n + 31) / 32;
+  // The floor is the k-th largest of the warps' top-m thread maxima (m = ceil(k / 4), listed by m
+  // rounds of a warp max): k threads hold a key at least that large. It is the k-th largest thread
+  // maximum when the top ones are spread over the warps, a little lower when they cluster (ncu:
+  // with m = k the merge below was a third of the kernel's instructions). A lane without keys
+  // holds 0 (at worst a floor every key reaches; then the count decides). Correctness never rests
+  // on the floor: the ranking below is exact whenever at least k keys reach it.
+  const int m = min((k + 3) / 4, kTop);
+  uint32_t value = thread_max;
+  for (int round = 0; round < m; ++round) {
+    const uint32_t top = __reduce_max_sync(0xffffffffu, value);
+    const unsigned holders = __ballot_sync(0xffffffffu, value == top);
+    if (lane == __ffs(holders) - 1) value = 0u;
+    if (lane == 0) warp_top[warp * m + round] = top;
+  }
+  if (tid == 0) {
+    found = 0;
+    floor_key = 0u;
+  }
+  for (int w = tid; w < words; w += kSelectThreads) row_bitmap[w] = 0u;
+  __syncthreads();
+  if (tid < kSelectWarps * m) {  // the one entry ranked k-1st (value descending, index ascending)
+    const uint32_t mine = warp_top[tid];
+    int rank = 0;
+#pragma unroll 8
+    for (int j = 0; j < kSelectWarps * m; ++j) {
+      const uint32_t other = warp_top[j];
+      rank += other > mine || (other == mine && j < tid);
+    }
+    if (rank == k - 1) floor_key = mine;
+  }
+  __syncthreads();
+  const uint32_t floor_here = floor_key;
+  // The thread's own keys (as it staged them: no barrier needed) at or above the floor.
+  for (int q = tid; q < (candidates + 3) / 4; q += kSelectThreads) {
+    const uint4 four = reinterpret_cast<const uint4*>(keys)[q];
+    const uint32_t key[4] = {four.x, four.y, four.z, four.w};
+#pragma unroll
+    for (int j = 0; j < 4; ++j)
+      if (4 * q + j < candidates && key[j] >= floor_here) {
+        const int at = atomicAdd(&found, 1);
+        if (at < kFilterMaxCandidates) {
+          found_keys[at] = key[j];
+          found_pages[at] = 4 * q + j;
+        }
+      }
+  }
+  __syncthreads();
+  const int count = found;
+  if (count < k || count > kFilterMaxCandidates) return false;
+  if (tid < count) {
+    const uint32_t key = found_keys[tid];
+    const int page = found_pages[tid];
+    int rank = 0;  // in the CPU reference's order: key descending, then page ascending
+#pragma unroll 8  // eight pairs of shared loads in flight (ncu: the others waited on this loop)
+    for (int j = 0; j < count; ++j) {
+      const uint32_t other = found_keys[j];
+      rank += other > key || (other == key && found_pages[j] < page);
+    }
+    if (rank < k) {
+      flags[page] = 1;
+      atomicOr(&row_bitmap[page / 32], 1u << (page % 32));
+    }
+  }
+  if (keep_last && tid == 0) {  // QUEST's last page: always kept, never a candidate
+    flags[n - 1] = 1;
+    atomicOr(&row_bitmap[(n - 1) / 32], 1u << ((n - 1) % 32));
+  }
+  __syncthreads();
+  if (bits)
+    for (int w = tid; w < words; w += kSelectThreads) bits[w] = row_bitmap[w];
+  return true;
+}
+
 __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_constant__ TopKParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
   using Scan = cub::BlockScan<int, kSelectThreads>;
@@ -108,16 +205,13 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   int ties_to_take = 0;
   bool ordered_ties = false;
   bool ranked = false;  // the boundary bin was ranked: take (key, page) >= (bound_key, bound_page)
+  bool filtered = false;  // the filter chose the row's pages and wrote its flags and bits
+  uint8_t* flags = p.union_flags + static_cast<size_t>(head_slot) * p.flag_stride;
+  uint32_t* bits = p.row_bits ? p.row_bits + row_index * p.words : nullptr;
+  uint32_t lo = 0xffffffffu, hi = 0u;  // this thread's least and greatest keys
   if (!take_all) {
-    // Radix select on key - min_key, from the highest bit of the range down (11 bits, then 8 a
-    // pass): a row's scores share their top bits, so digits of the raw key would pile into one or two
-    // histogram bins (serialised atomics); offset by the minimum they spread out.
-    using Reduce = cub::BlockReduce<uint32_t, kSelectThreads>;
-    __shared__ typename Reduce::TempStorage reduce_storage;
-    __shared__ uint32_t key_min, key_max;
     // Four scores per 16-byte load, four loads in flight per thread (score_stride % 4 == 0;
     // the row's padding past the candidates is read and ignored).
-    uint32_t lo = 0xffffffffu, hi = 0u;
 #pragma unroll 4
     for (int q = tid; q < (candidates + 3) / 4; q += kSelectThreads) {
       const float4 four = reinterpret_cast<const float4*>(scores)[q];
@@ -130,6 +224,17 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
         }
       reinterpret_cast<uint4*>(keys)[q] = make_uint4(key[0], key[1], key[2], key[3]);
     }
+    const int row_words = (n + 31) / 32;
+    if (k <= kFilterMaxK && row_words <= kFilterMaxWords)
+      filtered = filter_select(keys, candidates, k, n, hi, p.keep_last, flags, bits, hist);
+  }
+  if (!take_all && !filtered) {
+    // Radix select on key - min_key, from the highest bit of the range down (11 bits, then 8 a
+    // pass): a row's scores share their top bits, so digits of the raw key would pile into one or two
+    // histogram bins (serialised atomics); offset by the minimum they spread out.
+    using Reduce = cub::BlockReduce<uint32_t, kSelectThreads>;
+    __shared__ typename Reduce::TempStorage reduce_storage;
+    __shared__ uint32_t key_min, key_max;
     lo = Reduce(reduce_storage).Reduce(lo, [](uint32_t a, uint32_t b) { return min(a, b); });
     __syncthreads();
     hi = Reduce(reduce_storage).Reduce(hi, [](uint32_t a, uint32_t b) { return max(a, b); });
@@ -230,10 +335,8 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
     ordered_ties = ties_to_take < equal_count;
   }
 
-  uint8_t* flags = p.union_flags + static_cast<size_t>(head_slot) * p.flag_stride;
-  uint32_t* bits = p.row_bits ? p.row_bits + row_index * p.words : nullptr;
   int ties_taken = 0;
-  for (int base = 0; base < n; base += kSelectThreads) {
+  for (int base = 0; base < n && !filtered; base += kSelectThreads) {
     const int i = base + tid;
     const bool candidate = i < candidates;
     const uint32_t key = candidate && !take_all ? keys[i] : 0u;

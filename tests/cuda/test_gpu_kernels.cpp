@@ -148,7 +148,10 @@ TEST(GpuSelect, ExactTiesGoToTheLowerPage) {
 // scores beside one outlier (past k = 1 the cluster's bin overflows: radix passes below it), ties at the boundary
 // within and past a bin's ranking capacity, and all scores equal. Each row's bitmap, the
 // union's page lists and counts are checked; the flags must be left zero for the next launch.
-void check_topk_on_score_shapes(int n) {
+// k <= 64 goes through the small-k filter first (falling through to the radix select where more
+// than 256 keys reach its floor: the tie shapes); k = 64 / 65 straddle its limit, and `keep_last`
+// (QUEST: the last page always kept, never a candidate) runs through both paths.
+void check_topk_on_score_shapes(int n, bool keep_last) {
   const int P = 16, D = 64, Hk = 2, rows = 6, stride = (n + 3) / 4 * 4, flag_stride = (n + 15) / 16 * 16;
   const int words = (n + 31) / 32;
   test::RandomCache rc = test::make_random_cache(n * P, Hk, D, P, DType::bf16, 17);
@@ -171,7 +174,8 @@ void check_topk_on_score_shapes(int n) {
     }
     return r;
   };
-  for (int k : {1, 16, 100, n / 2 - 1, n - 1}) {
+  const int candidates = keep_last ? n - 1 : n;
+  for (int k : {1, 16, 64, 65, 100, n / 2 - 1, candidates - 1}) {
     std::vector<float> scores(static_cast<size_t>(Hk) * rows * stride, 0.0f);
     std::vector<std::vector<float>> row_scores;
     for (int h = 0; h < Hk; ++h)
@@ -196,6 +200,7 @@ void check_topk_on_score_shapes(int n) {
     tp.group = 1;
     tp.kv = cuda::kernel_view(dev.view(), false);
     tp.k = k;
+    tp.keep_last = keep_last;
     tp.union_flags = flags.as<uint8_t>();
     tp.flag_stride = flag_stride;
     tp.union_ticket = ticket.as<unsigned>();
@@ -216,11 +221,12 @@ void check_topk_on_score_shapes(int n) {
       std::vector<char> in_union(n, 0);
       for (int r = 0; r < rows; ++r) {
         const std::vector<float>& row = row_scores[h * rows + r];
-        std::vector<int> order(n);
-        for (int i = 0; i < n; ++i) order[i] = i;
+        std::vector<int> order(candidates);
+        for (int i = 0; i < candidates; ++i) order[i] = i;
         std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return row[a] > row[b]; });
         std::vector<char> want(n, 0);
         for (int j = 0; j < k; ++j) want[order[j]] = in_union[order[j]] = 1;
+        if (keep_last) want[n - 1] = in_union[n - 1] = 1;
         const uint32_t* row_bits = &got_bits[(static_cast<size_t>(h) * rows + r) * words];
         int wrong = 0, first_wrong = -1;
         for (int i = 0; i < n; ++i)
@@ -228,8 +234,8 @@ void check_topk_on_score_shapes(int n) {
             if (wrong++ == 0) first_wrong = i;
           }
         // One report per row, so that a defect shows every score shape it touches.
-        EXPECT_EQ(wrong, 0) << "k " << k << " head " << h << " row " << r << " (shape " << (r + h) % rows
-                            << "): first wrong page " << first_wrong;
+        EXPECT_EQ(wrong, 0) << "k " << k << " keep_last " << keep_last << " head " << h << " row " << r << " (shape "
+                            << (r + h) % rows << "): first wrong page " << first_wrong;
       }
       std::vector<int32_t> want_pages;
       for (int i = 0; i < n; ++i)
@@ -245,14 +251,16 @@ void check_topk_on_score_shapes(int n) {
 }
 
 // 10,000 pages: 40 KB of keys, under 48 KB alone but not with the kernel's own 10 KB (the launch
-// once failed there).
+// once failed there). 300 pages leave five of the eight warps without keys (the filter's floor
+// comes from the other three).
 TEST(GpuSelect, TopKMatchesSortOnEveryScoreShape) {
   LOSA_REQUIRE_GPU();
-  for (int n : {3000, 10000}) {
-    SCOPED_TRACE("pages " + std::to_string(n));
-    check_topk_on_score_shapes(n);
-    if (HasFatalFailure()) return;
-  }
+  for (int n : {300, 3000, 10000})
+    for (bool keep_last : {false, true}) {
+      SCOPED_TRACE("pages " + std::to_string(n) + (keep_last ? ", keep_last" : ""));
+      check_topk_on_score_shapes(n, keep_last);
+      if (HasFatalFailure()) return;
+    }
 }
 
 // SparseD's attention mass on tensor cores against the double-precision mass.

@@ -5,18 +5,18 @@
 //
 // A CTA selects for one row. Its scores are staged in shared memory as order-preserving keys.
 // Small k (at most 64: LoSA's and QUEST's budgets up to 1,024 tokens) first tries a filter with
-// four barriers: the k-th largest of the threads' maxima is a floor that at least k keys reach.
-// The keys at or above it (a few dozen on a row with a peak) are ranked exactly by (key
-// descending, page ascending) and the first k taken. More than 256 of them (ties, flat rows) fall
-// through to the radix select.
+// three barriers: the k-th largest of the warps' top ceil(k/4) thread maxima is a floor that at
+// least k keys reach. The keys at or above it (a few dozen on a row with a peak) are ranked
+// exactly by (key descending, page ascending) and the first k taken, the row's bitmap built in
+// shared memory. More than 256 of them (ties, flat rows) fall through to the radix select.
 // The radix select: one 11-bit histogram pass over key - min finds the bin that holds the k-th largest key; when
 // that bin holds at most a key per thread (the usual case: a few thousand keys over 2048 bins),
 // its keys are ranked exactly by (key descending, page ascending) and the k-th of that order
 // bounds the selection. Otherwise 8-bit radix passes go on below the bin to the k-th largest key
 // T: every key > T is taken; of the keys equal to T the lowest pages fill the rest (the CPU
 // reference's tie rule), by a plain compare when all of them are taken, else an ordered scan.
-// Each warp's 32 consecutive pages form one bitmap word (a ballot), so the row's bitmap is
-// written whole with no atomics.
+// Each warp's 32 consecutive pages form one bitmap word (a ballot), so the radix path writes the
+// row's bitmap whole with no atomics.
 #include <cub/block/block_reduce.cuh>
 #include <cub/block/block_scan.cuh>
 

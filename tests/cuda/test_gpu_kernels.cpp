@@ -175,7 +175,7 @@ void check_topk_on_score_shapes(int n, bool keep_last) {
     return r;
   };
   const int candidates = keep_last ? n - 1 : n;
-  for (int k : {1, 16, 64, 65, 100, n / 2 - 1, candidates - 1}) {
+  for (int k : {1, 5, 16, 63, 64, 65, 100, n / 2 - 1, candidates - 1}) {
     std::vector<float> scores(static_cast<size_t>(Hk) * rows * stride, 0.0f);
     std::vector<std::vector<float>> row_scores;
     for (int h = 0; h < Hk; ++h)
@@ -225,7 +225,7 @@ void check_topk_on_score_shapes(int n, bool keep_last) {
         for (int i = 0; i < candidates; ++i) order[i] = i;
         std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return row[a] > row[b]; });
         std::vector<char> want(n, 0);
-        for (int j = 0; j < k; ++j) want[order[j]] = in_union[order[j]] = 1;
+        for (int j = 0; j < std::min(k, candidates); ++j) want[order[j]] = in_union[order[j]] = 1;  // k >= candidates: all
         if (keep_last) want[n - 1] = in_union[n - 1] = 1;
         const uint32_t* row_bits = &got_bits[(static_cast<size_t>(h) * rows + r) * words];
         int wrong = 0, first_wrong = -1;
@@ -252,10 +252,11 @@ void check_topk_on_score_shapes(int n, bool keep_last) {
 
 // 10,000 pages: 40 KB of keys, under 48 KB alone but not with the kernel's own 10 KB (the launch
 // once failed there). 300 pages leave five of the eight warps without keys (the filter's floor
-// comes from the other three).
+// comes from the other three); 40 pages leave most threads without keys (a floor of 0: every
+// candidate ranked), and k >= 40 takes every candidate.
 TEST(GpuSelect, TopKMatchesSortOnEveryScoreShape) {
   LOSA_REQUIRE_GPU();
-  for (int n : {300, 3000, 10000})
+  for (int n : {40, 300, 3000, 10000})
     for (bool keep_last : {false, true}) {
       SCOPED_TRACE("pages " + std::to_string(n) + (keep_last ? ", keep_last" : ""));
       check_topk_on_score_shapes(n, keep_last);

@@ -2,7 +2,7 @@
 // random or real weights: prefill tokens/s; the GEMMs of the prefill chunk and of a decode step
 // against the card's measured bf16 peak and copy bandwidth; time per denoising step and tokens/s
 // for each attention mode and batch shape, and how much of a step is attention (the same step
-// timed with the attention skipped).
+// timed with the attention skipped); with --stages, each mode's later steps by kernel group.
 #include "bench_model.hpp"
 
 #include <cuda_runtime.h>
@@ -194,6 +194,73 @@ double peak_bf16_tflops(int reps) {
   return best;
 }
 
+// Event marks the backend's stage hook records while a step is captured (armed only for the
+// staged pass; the prefill's marks are ignored): each mark an external event-record node, in
+// capture order.
+struct StageMarks {
+  bool armed = false;
+  std::vector<std::pair<std::string, cudaEvent_t>> events;
+  void mark(const char* stage, cudaStream_t stream) {
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    LOSA_CUDA_CHECK(cudaStreamIsCapturing(stream, &capturing));
+    if (!armed || capturing != cudaStreamCaptureStatusActive) return;
+    cudaEvent_t e;
+    LOSA_CUDA_CHECK(cudaEventCreate(&e));
+    LOSA_CUDA_CHECK(cudaEventRecordWithFlags(e, stream, cudaEventRecordExternal));
+    events.emplace_back(stage, e);
+  }
+  void clear() {
+    for (auto& [name, e] : events) cudaEventDestroy(e);
+    events.clear();
+  }
+  ~StageMarks() { clear(); }
+};
+
+// The later steps of `mode`, by kernel group: the mode is set again with the marks armed (its
+// graphs are captured afresh, with event nodes), blocks run as the timing loop runs them, and
+// each group's time is summed over the layers of a step; medians over the steps. A step that
+// captured no new graph replays the last one captured at a later step (or step 0's, when every
+// step is of one kind, as dense's are).
+std::map<std::string, double> time_later_step_stages(ModelBackend& backend, StageMarks& marks, const ModeConfig& mode,
+                                                     int num_seqs, const BenchModelOptions& opt, int32_t mask_token) {
+  marks.clear();
+  marks.armed = true;
+  backend.set_attention_mode(mode);
+  const runtime::Sampler greedy(runtime::SamplerParams{});
+  std::vector<int32_t> block(static_cast<size_t>(num_seqs) * opt.block_size, mask_token);
+  std::vector<runtime::SampleKey> keys(num_seqs);
+  std::vector<runtime::TokenProposal> props(block.size());
+  std::pair<size_t, size_t> step0_range{0, 0}, later_range{0, 0};
+  std::map<std::string, std::vector<double>> per_stage;
+  for (int rep = 0; rep < std::max(2, opt.reps); ++rep) {
+    backend.begin_block();
+    std::fill(block.begin(), block.end(), mask_token);
+    for (int step = 0; step < opt.steps; ++step) {
+      const size_t before = marks.events.size();
+      backend.denoise(block.data(), nullptr, greedy, keys.data(), props.data());
+      const std::pair<size_t, size_t> fresh{before, marks.events.size()};
+      if (fresh.second > fresh.first) (step == 0 ? step0_range : later_range) = fresh;
+      for (int s = 0; s < num_seqs; ++s)
+        for (int i = step * opt.block_size / opt.steps; i < (step + 1) * opt.block_size / opt.steps; ++i)
+          block[static_cast<size_t>(s) * opt.block_size + i] = props[static_cast<size_t>(s) * opt.block_size + i].token;
+      if (step == 0 || rep == 0) continue;  // the first block's steps include captures
+      const auto [a, b] = later_range.second > later_range.first ? later_range : step0_range;
+      std::map<std::string, double> sums;
+      for (size_t i = a; i + 1 < b; ++i) {
+        float ms = 0.0f;
+        LOSA_CUDA_CHECK(cudaEventElapsedTime(&ms, marks.events[i].second, marks.events[i + 1].second));
+        sums[marks.events[i].first] += 1000.0 * ms;
+      }
+      for (const auto& [name, us] : sums) per_stage[name].push_back(us);
+    }
+  }
+  marks.armed = false;
+  backend.set_attention_mode(mode);  // graphs without the marks again
+  std::map<std::string, double> out;
+  for (auto& [name, t] : per_stage) out[name] = median(t);
+  return out;
+}
+
 }  // namespace
 
 int run_bench_model(const BenchModelOptions& opt, const std::string& command_line) {
@@ -270,7 +337,9 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
   // what the full step adds to it). A backend of its own, freed before the real one exists.
   std::map<int, double> bare_ms;
   {
-    auto no_attention = runtime::make_cuda_backend(weights, runtime::CudaBackendOptions{true, false});
+    runtime::CudaBackendOptions skip_attention;
+    skip_attention.attention = false;
+    auto no_attention = runtime::make_cuda_backend(weights, skip_attention);
     for (const auto& batch : opt.batches) {
       const int S = batch.first;
       if (bare_ms.count(S)) continue;
@@ -289,7 +358,10 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
       bare_ms[S] = median(t);
     }
   }
-  auto backend = runtime::make_cuda_backend(weights);
+  StageMarks marks;
+  runtime::CudaBackendOptions backend_options;
+  if (opt.stages) backend_options.stage_hook = [&marks](const char* stage, cudaStream_t s) { marks.mark(stage, s); };
+  auto backend = runtime::make_cuda_backend(weights, backend_options);
 
   // Prefill tokens/s, one prompt at a time (host clock around start(), which synchronises).
   std::printf("\n%8s %10s %10s\n", "prefill", "seconds", "tokens/s");
@@ -373,6 +445,18 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
       std::printf("%-10s %-22s %12.2f %12.2f %10.0f %9.0f%% %7.2f%% %13.2f%% %13.2f\n", batch, mode_name_str.c_str(), s0,
                   st, tokens_per_s, 100.0 * attn_share, 100.0 * density / std::max(forwards, 1),
                   100.0 * later_mean_density, later_mean_active);
+      json stages_json;
+      if (opt.stages) {
+        const std::map<std::string, double> stages = time_later_step_stages(*backend, marks, mode, num_seqs, opt, c.mask_token_id);
+        double gpu_total = 0.0;
+        std::printf("  stages of %s's later steps (us, summed over layers):", mode_name_str.c_str());
+        for (const auto& [name, us] : stages) {
+          std::printf(" %s %.1f", name.c_str(), us);
+          gpu_total += us;
+        }
+        std::printf("; GPU total %.2f ms against %.2f ms on the host's clock\n", gpu_total / 1e3, st);
+        stages_json = stages;
+      }
       doc["steps"].push_back({{"num_seqs", num_seqs}, {"length", length}, {"mode", mode_name_str}, {"bounds8", mode.bounds8},
                               {"budget_tokens", opt.budget}, {"block_size", opt.block_size}, {"steps", opt.steps},
                               {"step0_ms", s0}, {"step_ms", st}, {"step_without_attention_ms", none},
@@ -380,6 +464,7 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
                               {"density", density / std::max(forwards, 1)},
                               {"later_steps_density", later_mean_density},
                               {"later_steps_active_tokens", later_mean_active}});
+      if (opt.stages) doc["steps"].back()["later_step_stages_us"] = stages_json;
       std::fflush(stdout);
     }
   }

@@ -17,6 +17,8 @@ struct BenchModelOptions {
   std::string json_path = "bench_model.json";
   /// Also time quest and losa with 8-bit page bounds (the cache then keeps both kinds).
   bool bounds8 = false;
+  /// Also time each mode's later steps by kernel group (CudaBackendOptions::stage_hook).
+  bool stages = false;
   /// Only the decode-shape GEMM: every compiled instance and K split, per shape (no model).
   bool gemm_sweep = false;
 };

@@ -126,6 +126,9 @@ int main(int argc, char** argv) {
   bench_model_cmd->add_option("--prefill-chunk", bench_model.prefill_chunk, "tokens per prefill chunk")->capture_default_str();
   bench_model_cmd->add_option("--reps", bench_model.reps, "blocks timed per mode")->capture_default_str();
   bench_model_cmd->add_option("--json", bench_model.json_path, "results file")->capture_default_str();
+  bench_model_cmd->add_flag("--stages", bench_model.stages,
+                            "also break each mode's later steps down by kernel group (event marks in a second "
+                            "capture of the step, summed over layers)");
   bench_model_cmd->add_flag("--gemm-sweep", bench_model.gemm_sweep,
                             "time only the decode-shape GEMM's instances and K splits (no weights, no model)");
 #else

@@ -14,6 +14,7 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <string>
 
 #include "cuda/gpu_test_util.hpp"
 #include "losa/errors.hpp"
@@ -209,6 +210,55 @@ TEST(GpuRuntime, BatchEqualsSequencesAlone) {
       EXPECT_EQ(together.sequences[s].generated, alone.sequences[0].generated) << mode_name(mode) << " seq " << s;
     }
   }
+}
+
+// The benchmark's stage hook: each step's marks run from "embed" to "done" with every layer's
+// groups between (the attention's own stages named inside), and a decode whose graphs hold the
+// marks' event nodes gives what one without them gives.
+TEST(GpuRuntime, StageHookMarksEveryKernelGroup) {
+  LOSA_REQUIRE_GPU();
+  const std::vector<std::vector<int32_t>> prompts{random_tokens(150, 11, 512), random_tokens(41, 12, 512)};
+  std::vector<std::string> names;
+  std::vector<cudaEvent_t> events;
+  CudaBackendOptions marked;
+  marked.stage_hook = [&](const char* stage, cudaStream_t stream) {
+    names.emplace_back(stage);
+    cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+    EXPECT_EQ(cudaStreamIsCapturing(stream, &capturing), cudaSuccess);
+    if (capturing != cudaStreamCaptureStatusActive) return;  // the prefill's marks: plain launches
+    events.emplace_back();
+    EXPECT_EQ(cudaEventCreate(&events.back()), cudaSuccess);
+    EXPECT_EQ(cudaEventRecordWithFlags(events.back(), stream, cudaEventRecordExternal), cudaSuccess);
+  };
+  auto with_marks = make_cuda_backend(tiny(), marked);
+  auto without = make_cuda_backend(tiny());
+  const DecodeResult a = decode(*with_marks, prompts, decode_options(Mode::losa, 4));
+  const DecodeResult b = decode(*without, prompts, decode_options(Mode::losa, 4));
+  for (size_t s = 0; s < prompts.size(); ++s) EXPECT_EQ(a.sequences[s].generated, b.sequences[s].generated) << "seq " << s;
+  for (cudaEvent_t e : events) cudaEventDestroy(e);
+
+  const int L = tiny().config.num_hidden_layers;
+  int steps = 0, topk = 0;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (names[i] != "embed") continue;
+    size_t j = i + 1;
+    int qkv = 0, attention = 0, down = 0;
+    for (; j < names.size() && names[j] != "done" && names[j] != "embed"; ++j) {
+      qkv += names[j] == "qkv";
+      attention += names[j] == "attention";
+      down += names[j] == "down";
+      topk += names[j] == "attention.topk";
+    }
+    ASSERT_LT(j, names.size()) << "a step's marks end without \"done\"";
+    ASSERT_EQ(names[j], "done") << "mark " << j;
+    EXPECT_EQ(qkv, L);
+    EXPECT_EQ(attention, L);
+    EXPECT_EQ(down, L);
+    ++steps;
+  }
+  EXPECT_GE(steps, 2);  // step 0 and a later step (and a commit) captured
+  EXPECT_GE(topk, L);   // LoSA's later steps select pages in every layer
+  EXPECT_FALSE(events.empty());
 }
 
 TEST(GpuRuntime, BadRequestsAreRefused) {

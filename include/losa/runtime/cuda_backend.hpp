@@ -6,6 +6,9 @@
 // with its own state. A whole denoising step (or commit) of every layer is enqueued without
 // host synchronisation and, by default, captured once per step kind into a CUDA graph that
 // replays block after block (lengths, masks and tokens are read from device memory).
+#include <cuda_runtime.h>
+
+#include <functional>
 #include <memory>
 
 #include "losa/runtime/backend.hpp"
@@ -17,6 +20,12 @@ struct CudaBackendOptions {
   /// false: skip the attention of denoising steps and commits (benchmarks only: the time of a
   /// step without its attention; the outputs are then meaningless).
   bool attention = true;
+  /// Benchmarks only: called on the host before each kernel group a step or commit enqueues
+  /// ("qkv", "attention.topk", ... and "done" at the end), while the step is captured (or
+  /// launched, without graphs). A hook that records an external event on the stream it is
+  /// given puts event-record nodes in the graph: the time between two marks is the named
+  /// group's, launch gaps included.
+  std::function<void(const char* stage, cudaStream_t stream)> stage_hook;
 };
 
 /// True when this build has the CUDA backend and a CUDA device is present.

@@ -6,7 +6,9 @@
 // mask, lengths): it is captured once per step kind into a CUDA graph and replayed.
 #include <algorithm>
 #include <map>
+#include <cstring>
 #include <numeric>
+#include <string>
 
 #include "../../cuda/check.hpp"
 #include "../batch_layout.hpp"
@@ -97,6 +99,9 @@ class CudaBackend final : public ModelBackend {
   void prefill(int seq, const std::vector<int32_t>& tokens);
   void install_engine(std::unique_ptr<lc::AttentionEngine> engine);
   void record_layer_decisions(int layer);
+  void mark(const char* stage) const {
+    if (backend_options_.stage_hook) backend_options_.stage_hook(stage, stream_);
+  }
   void sample_on_host(const std::vector<int>& seqs, const Sampler& sampler, const SampleKey* keys,
                       TokenProposal* proposals);
 
@@ -227,6 +232,10 @@ void CudaBackend::install_engine(std::unique_ptr<lc::AttentionEngine> engine) {
   states_storage_ = DeviceBuffer();
   workspace_ = DeviceBuffer();
   engine_ = std::move(engine);
+  if (backend_options_.stage_hook)
+    engine_->set_stage_hook([this](const char* stage) {
+      if (std::strcmp(stage, "done") != 0) mark(("attention." + std::string(stage)).c_str());
+    });
   workspace_ = lc::allocate_for_engine(engine_->workspace_bytes());
   engine_->bind_workspace(workspace_.data(), workspace_.bytes(), stream_);
   const size_t state_bytes = (engine_->layer_state_bytes() + 255) / 256 * 256;
@@ -256,8 +265,10 @@ void CudaBackend::set_attention_mode(const ModeConfig& mode) {
 void CudaBackend::enqueue_qkv(int layer, int64_t rows, const int32_t* kv_len, int rows_per_seq) {
   const cuda::DeviceLayerWeights& w = weights_.layers[layer];
   const int64_t H = cfg_.hidden_size, qkv_dim = cfg_.q_dim() + 2 * cfg_.kv_dim();
+  mark("input_norm");
   cuda::launch_rms_norm(x_.as<float>(), w.input_norm.as<cuda::bf16>(), rows, static_cast<int>(H),
                         static_cast<float>(cfg_.rms_norm_eps), h_.as<cuda::bf16>(), stream_);
+  mark("qkv");
   gemm_->to_bf16(h_.as<cuda::bf16>(), w.qkv.as<cuda::bf16>(), rows, qkv_dim, H, qkv_.as<cuda::bf16>());
   cuda::QkNormRope r;
   r.qkv = qkv_.as<cuda::bf16>();
@@ -271,17 +282,23 @@ void CudaBackend::enqueue_qkv(int layer, int64_t rows, const int32_t* kv_len, in
   r.head_dim = cfg_.head_dim;
   r.eps = static_cast<float>(cfg_.rms_norm_eps);
   r.attention_factor = rope_.attention_factor;
+  mark("qk_norm_rope");
   cuda::launch_qk_norm_rope(r, rows, stream_);
 }
 
 void CudaBackend::enqueue_mlp(int layer, int64_t rows) {
   const cuda::DeviceLayerWeights& w = weights_.layers[layer];
   const int64_t H = cfg_.hidden_size, I = cfg_.intermediate_size;
+  mark("o");
   gemm_->to_f32(o_.as<cuda::bf16>(), w.o.as<cuda::bf16>(), rows, H, cfg_.q_dim(), x_.as<float>(), true);
+  mark("post_norm");
   cuda::launch_rms_norm(x_.as<float>(), w.post_norm.as<cuda::bf16>(), rows, static_cast<int>(H),
                         static_cast<float>(cfg_.rms_norm_eps), h_.as<cuda::bf16>(), stream_);
+  mark("gate_up");
   gemm_->to_bf16(h_.as<cuda::bf16>(), w.gate_up.as<cuda::bf16>(), rows, 2 * I, H, gate_up_.as<cuda::bf16>());
+  mark("silu_mul");
   cuda::launch_silu_mul(gate_up_.as<cuda::bf16>(), rows, static_cast<int>(I), act_.as<cuda::bf16>(), stream_);
+  mark("down");
   gemm_->to_f32(act_.as<cuda::bf16>(), w.down.as<cuda::bf16>(), rows, H, I, x_.as<float>(), true);
 }
 
@@ -329,6 +346,7 @@ void CudaBackend::enqueue_block(int step, bool commit, bool want_logits) {
   const int64_t qkv_dim = cfg_.q_dim() + 2 * cfg_.kv_dim(), qd = cfg_.q_dim(), kd = cfg_.kv_dim();
   const int64_t stats_per_layer = int64_t{S} * (1 + cfg_.num_key_value_heads);
   const auto* mask = mask_.as<uint8_t>();
+  mark("embed");
   cuda::launch_embed(weights_.embed.as<cuda::bf16>(), tokens_.as<int32_t>(), R, static_cast<int>(H), x_.as<float>(),
                      stream_);
   for (int l = 0; l < L; ++l) {
@@ -343,8 +361,10 @@ void CudaBackend::enqueue_block(int step, bool commit, bool want_logits) {
     io.o_stride = qd;
     io.stats = stats_.as<int32_t>() + l * stats_per_layer;
     io.seq_mask = mask;
+    mark("attention");
     if (backend_options_.attention) engine_->run(view, io, states_[l], step, stream_);
     if (opt_.record_decisions) record_layer_decisions(l);
+    if (commit) mark("append");
     if (commit) cache_->append(l, 0, S, io.k, io.v, B, stream_, mask);
     enqueue_mlp(l, R);
   }
@@ -352,13 +372,17 @@ void CudaBackend::enqueue_block(int step, bool commit, bool want_logits) {
     std::vector<uint8_t> host(host_mask_.data(), host_mask_.data() + S);
     cache_->advance(0, S, B, stream_, mask, &host);
   } else if (want_logits) {
+    mark("final_norm");
     cuda::launch_rms_norm(x_.as<float>(), weights_.norm.as<cuda::bf16>(), R, static_cast<int>(H),
                           static_cast<float>(cfg_.rms_norm_eps), h_.as<cuda::bf16>(), stream_);
+    mark("lm_head");
     gemm_->to_f32(h_.as<cuda::bf16>(), static_cast<const cuda::bf16*>(weights_.lm_head()), R, cfg_.vocab_size, H,
                   logits_.as<float>(), false);
+    mark("greedy");
     cuda::launch_greedy(logits_.as<float>(), R, cfg_.vocab_size, candidates_.as<int64_t>(), mask, B,
                         picked_.as<int32_t>(), confidence_.as<float>(), stream_);
   }
+  mark("done");
 }
 
 void CudaBackend::record_layer_decisions(int layer) {

@@ -15,6 +15,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <random>
+#include <stdexcept>
 
 #include "../src/runtime/cuda/gemm.hpp"
 #include "../src/runtime/cuda/skinny_gemm.hpp"
@@ -218,9 +219,10 @@ struct StageMarks {
 
 // The later steps of `mode`, by kernel group: the mode is set again with the marks armed (its
 // graphs are captured afresh, with event nodes), blocks run as the timing loop runs them, and
-// each group's time is summed over the layers of a step; medians over the steps. A step that
-// captured no new graph replays the last one captured at a later step (or step 0's, when every
-// step is of one kind, as dense's are).
+// each group's time is summed over the layers of a step; medians over the steps after the
+// first block (whose steps include captures). A step replays one of the captured graphs (a mode
+// has one per step kind: SparseD three); the one replayed is the graph whose first mark was
+// recorded after an event taken just before the step, on the same device clock.
 std::map<std::string, double> time_later_step_stages(ModelBackend& backend, StageMarks& marks, const ModeConfig& mode,
                                                      int num_seqs, const BenchModelOptions& opt, int32_t mask_token) {
   marks.clear();
@@ -230,23 +232,32 @@ std::map<std::string, double> time_later_step_stages(ModelBackend& backend, Stag
   std::vector<int32_t> block(static_cast<size_t>(num_seqs) * opt.block_size, mask_token);
   std::vector<runtime::SampleKey> keys(num_seqs);
   std::vector<runtime::TokenProposal> props(block.size());
-  std::pair<size_t, size_t> step0_range{0, 0}, later_range{0, 0};
+  std::vector<std::pair<size_t, size_t>> graphs;  // each captured graph's marks [first, last)
   std::map<std::string, std::vector<double>> per_stage;
+  cudaEvent_t before;
+  LOSA_CUDA_CHECK(cudaEventCreate(&before));
   for (int rep = 0; rep < std::max(2, opt.reps); ++rep) {
     backend.begin_block();
     std::fill(block.begin(), block.end(), mask_token);
     for (int step = 0; step < opt.steps; ++step) {
-      const size_t before = marks.events.size();
+      const size_t first = marks.events.size();
+      LOSA_CUDA_CHECK(cudaEventRecord(before, nullptr));
+      LOSA_CUDA_CHECK(cudaEventSynchronize(before));
       backend.denoise(block.data(), nullptr, greedy, keys.data(), props.data());
-      const std::pair<size_t, size_t> fresh{before, marks.events.size()};
-      if (fresh.second > fresh.first) (step == 0 ? step0_range : later_range) = fresh;
+      if (marks.events.size() > first) graphs.emplace_back(first, marks.events.size());
       for (int s = 0; s < num_seqs; ++s)
         for (int i = step * opt.block_size / opt.steps; i < (step + 1) * opt.block_size / opt.steps; ++i)
           block[static_cast<size_t>(s) * opt.block_size + i] = props[static_cast<size_t>(s) * opt.block_size + i].token;
-      if (step == 0 || rep == 0) continue;  // the first block's steps include captures
-      const auto [a, b] = later_range.second > later_range.first ? later_range : step0_range;
+      if (step == 0 || rep == 0) continue;
+      const std::pair<size_t, size_t>* replayed = nullptr;
+      for (const auto& g : graphs) {
+        float ms = 0.0f;
+        LOSA_CUDA_CHECK(cudaEventElapsedTime(&ms, before, marks.events[g.first].second));
+        if (ms >= 0.0f) replayed = &g;
+      }
+      if (!replayed) throw std::runtime_error("bench-model --stages: no captured graph ran in this step");
       std::map<std::string, double> sums;
-      for (size_t i = a; i + 1 < b; ++i) {
+      for (size_t i = replayed->first; i + 1 < replayed->second; ++i) {
         float ms = 0.0f;
         LOSA_CUDA_CHECK(cudaEventElapsedTime(&ms, marks.events[i].second, marks.events[i + 1].second));
         sums[marks.events[i].first] += 1000.0 * ms;
@@ -254,6 +265,7 @@ std::map<std::string, double> time_later_step_stages(ModelBackend& backend, Stag
       for (const auto& [name, us] : sums) per_stage[name].push_back(us);
     }
   }
+  cudaEventDestroy(before);
   marks.armed = false;
   backend.set_attention_mode(mode);  // graphs without the marks again
   std::map<std::string, double> out;

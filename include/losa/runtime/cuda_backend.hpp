@@ -6,12 +6,14 @@
 // with its own state. A whole denoising step (or commit) of every layer is enqueued without
 // host synchronisation and, by default, captured once per step kind into a CUDA graph that
 // replays block after block (lengths, masks and tokens are read from device memory).
-#include <cuda_runtime.h>
-
 #include <functional>
 #include <memory>
 
 #include "losa/runtime/backend.hpp"
+
+// cudaStream_t as cuda_runtime.h declares it, without needing the CUDA headers here.
+struct CUstream_st;
+using cudaStream_t = CUstream_st*;
 
 namespace losa::runtime {
 

@@ -164,8 +164,8 @@ __device__ __forceinline__ void take(ArgmaxSum& a, float v, int i) {
     a.best = v;
     a.index = i;
   } else {
-    a.sum += expf(v - a.best);
-    if (v == a.best && i < a.index) a.index = i;  // ties to the lowest id
+    a.sum += v == a.best ? 1.0f : expf(v - a.best);  // equal infinities: exp(0), not exp(inf - inf)
+    if (v == a.best && i < a.index) a.index = i;     // ties to the lowest id
   }
 }
 

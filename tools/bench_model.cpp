@@ -195,6 +195,15 @@ double peak_bf16_tflops(int reps) {
   return best;
 }
 
+// Unmasks B / steps positions of every sequence's block after `step`, as a decode does: the
+// proposals of that step's positions become tokens.
+void unmask_step_positions(std::vector<int32_t>& block, const std::vector<runtime::TokenProposal>& props, int num_seqs,
+                           int step, const BenchModelOptions& opt) {
+  for (int s = 0; s < num_seqs; ++s)
+    for (int i = step * opt.block_size / opt.steps; i < (step + 1) * opt.block_size / opt.steps; ++i)
+      block[static_cast<size_t>(s) * opt.block_size + i] = props[static_cast<size_t>(s) * opt.block_size + i].token;
+}
+
 // Event marks the backend's stage hook records while a step is captured (armed only for the
 // staged pass; the prefill's marks are ignored): each mark an external event-record node, in
 // capture order.
@@ -245,9 +254,7 @@ std::map<std::string, double> time_later_step_stages(ModelBackend& backend, Stag
       LOSA_CUDA_CHECK(cudaEventSynchronize(before));
       backend.denoise(block.data(), nullptr, greedy, keys.data(), props.data());
       if (marks.events.size() > first) graphs.emplace_back(first, marks.events.size());
-      for (int s = 0; s < num_seqs; ++s)
-        for (int i = step * opt.block_size / opt.steps; i < (step + 1) * opt.block_size / opt.steps; ++i)
-          block[static_cast<size_t>(s) * opt.block_size + i] = props[static_cast<size_t>(s) * opt.block_size + i].token;
+      unmask_step_positions(block, props, num_seqs, step, opt);
       if (step == 0 || rep == 0) continue;
       const std::pair<size_t, size_t>* replayed = nullptr;
       for (const auto& g : graphs) {
@@ -441,9 +448,7 @@ int run_bench_model(const BenchModelOptions& opt, const std::string& command_lin
             later_active += r.active_tokens();
             ++later_forwards;
           }
-          for (int s = 0; s < num_seqs; ++s)  // unmask B / steps positions per step, as a decode does
-            for (int i = step * opt.block_size / opt.steps; i < (step + 1) * opt.block_size / opt.steps; ++i)
-              block[static_cast<size_t>(s) * opt.block_size + i] = props[static_cast<size_t>(s) * opt.block_size + i].token;
+          unmask_step_positions(block, props, num_seqs, step, opt);
         }
       }
       const double s0 = median(step0), st = median(later.empty() ? step0 : later), none = bare_ms[num_seqs];

@@ -17,8 +17,6 @@ namespace losa::cuda {
 
 namespace {
 constexpr int kMaxBlock = 64;
-
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 }  // namespace
 
 struct AttentionEngine::Impl {
@@ -219,8 +217,9 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   const int elem = dtype_bytes(s.kv.dtype);
   for (int64_t stride : {q.stride, k.stride, v.stride, o.stride})
     LOSA_CHECK_ARG(stride * elem % 16 == 0, "io", "token strides must be multiples of 16 bytes");
-  LOSA_CHECK_ARG(aligned16(q.data) && aligned16(k.data) && aligned16(v.data) && aligned16(o.data), "io",
-                 "q, k, v and o must be 16-byte aligned");
+  LOSA_CHECK_ARG(is_aligned(q.data, 16) && is_aligned(k.data, 16) && is_aligned(v.data, 16) &&
+                     is_aligned(o.data, 16),
+                 "io", "q, k, v and o must be 16-byte aligned");
   const bool losa = s.mode.mode == Mode::losa;
   if (step == 0) {
     state.block_version = kv.version;

@@ -203,7 +203,7 @@ void DeviceKVCache::append(int layer, int first_seq, int num_seqs, TokenTensor k
   const int64_t row = static_cast<int64_t>(config_.num_kv_heads) * config_.head_dim;
   const int64_t k_stride = k.stride ? k.stride : row, v_stride = v.stride ? v.stride : row;
   LOSA_CHECK_ARG(k_stride >= row && v_stride >= row, "k/v stride", "must be >= Hk * D = ", row);
-  LOSA_CHECK_ARG(reinterpret_cast<uintptr_t>(k.data) % 16 == 0 && reinterpret_cast<uintptr_t>(v.data) % 16 == 0 &&
+  LOSA_CHECK_ARG(is_aligned(k.data, 16) && is_aligned(v.data, 16) &&
                      (k_stride * dtype_bytes(config_.dtype)) % 16 == 0 && (v_stride * dtype_bytes(config_.dtype)) % 16 == 0,
                  "k/v", "must be 16-byte aligned, rows too");
   for (int s = first_seq; s < first_seq + num_seqs; ++s)

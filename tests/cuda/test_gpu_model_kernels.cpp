@@ -42,11 +42,10 @@ void check_qk_norm_rope(int head_dim, int num_q_heads, int num_kv_heads) {
 
   std::mt19937_64 rng(17 + D);
   std::uniform_real_distribution<float> d(-2.0f, 2.0f), dw(0.5f, 1.5f);
-  auto bf16_round = [](float v) { return __bfloat162float(__float2bfloat16_rn(v)); };
   std::vector<float> qkv(static_cast<size_t>(rows) * row_width), q_norm(D), k_norm(D);
-  for (auto& v : qkv) v = bf16_round(d(rng));
-  for (auto& v : q_norm) v = bf16_round(dw(rng));
-  for (auto& v : k_norm) v = bf16_round(dw(rng));
+  for (auto& v : qkv) v = round_to(DType::bf16, d(rng));
+  for (auto& v : q_norm) v = round_to(DType::bf16, dw(rng));
+  for (auto& v : k_norm) v = round_to(DType::bf16, dw(rng));
 
   DeviceBuffer qkv_dev = losa::cuda::upload_as(DType::bf16, qkv);
   const DeviceBuffer q_dev = losa::cuda::upload_as(DType::bf16, q_norm), k_dev = losa::cuda::upload_as(DType::bf16, k_norm);
@@ -102,11 +101,10 @@ void check_qk_norm_rope(int head_dim, int num_q_heads, int num_kv_heads) {
 void check_rms_norm(int rows, int dim, int offset_floats) {
   std::mt19937_64 rng(dim);
   std::uniform_real_distribution<float> d(-3.0f, 3.0f), dw(0.5f, 1.5f);
-  auto bf16_round = [](float v) { return __bfloat162float(__float2bfloat16_rn(v)); };
   // `offset_floats` past an aligned start: a misaligned x takes the scalar path.
   std::vector<float> x(static_cast<size_t>(rows) * dim + offset_floats), w(dim);
   for (auto& v : x) v = d(rng);
-  for (auto& v : w) v = bf16_round(dw(rng));
+  for (auto& v : w) v = round_to(DType::bf16, dw(rng));
   const DeviceBuffer x_dev = losa::cuda::upload_as(DType::f32, x), w_dev = losa::cuda::upload_as(DType::bf16, w);
   std::vector<float> poison(static_cast<size_t>(rows + 1) * dim, -77.0f);
   DeviceBuffer y_dev = losa::cuda::upload_as(DType::bf16, poison);
@@ -132,9 +130,8 @@ void check_rms_norm(int rows, int dim, int offset_floats) {
 void check_silu_mul(int rows, int intermediate) {
   std::mt19937_64 rng(intermediate);
   std::uniform_real_distribution<float> d(-6.0f, 6.0f);
-  auto bf16_round = [](float v) { return __bfloat162float(__float2bfloat16_rn(v)); };
   std::vector<float> gu(static_cast<size_t>(rows) * 2 * intermediate);
-  for (auto& v : gu) v = bf16_round(d(rng));
+  for (auto& v : gu) v = round_to(DType::bf16, d(rng));
   const DeviceBuffer gu_dev = losa::cuda::upload_as(DType::bf16, gu);
   std::vector<float> poison(static_cast<size_t>(rows + 1) * intermediate, -77.0f);
   DeviceBuffer act_dev = losa::cuda::upload_as(DType::bf16, poison);

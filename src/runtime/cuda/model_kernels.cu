@@ -1,4 +1,5 @@
 #include "../../cuda/check.hpp"
+#include "../../cuda/dispatch.cuh"
 #include "../../cuda/launch.cuh"
 #include "model_kernels.hpp"
 
@@ -229,7 +230,12 @@ __global__ void greedy_kernel(const float* logits, int64_t row_size, const int64
   }
 }
 
-bool aligned(const void* p, uintptr_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+template <int D>
+void launch_qk_norm_rope_instance(const QkNormRope& p, dim3 grid, int threads, cudaStream_t stream) {
+  qk_norm_rope_kernel<D><<<grid, threads, 0, stream>>>(p);
+}
+
+using losa::cuda::is_aligned;
 
 void check(const char* kernel) {
   const cudaError_t e = cudaGetLastError();
@@ -247,7 +253,7 @@ void launch_embed(const bf16* table, const int32_t* tokens, int64_t rows, int hi
 void launch_rms_norm(const float* x, const bf16* w, int64_t rows, int dim, float eps, bf16* y, cudaStream_t stream) {
   if (rows == 0) return;
   const int threads = 256;
-  const bool vec = dim % 4 == 0 && aligned(x, 16) && aligned(w, 8) && aligned(y, 8);
+  const bool vec = dim % 4 == 0 && is_aligned(x, 16) && is_aligned(w, 8) && is_aligned(y, 8);
   if (vec && dim <= 4 * threads * 4)
     rms_norm_vec4_kernel<4><<<static_cast<unsigned>(rows), threads, 0, stream>>>(x, w, dim, eps, y);
   else if (vec && dim <= 4 * threads * 8)
@@ -261,18 +267,13 @@ void launch_qk_norm_rope(const QkNormRope& p, int64_t rows, cudaStream_t stream)
   if (rows == 0) return;
   const int warps = 8, heads = p.num_q_heads + p.num_kv_heads;
   const dim3 grid(static_cast<unsigned>(rows), static_cast<unsigned>((heads + warps - 1) / warps));
-  if (p.head_dim == 128)
-    qk_norm_rope_kernel<128><<<grid, warps * 32, 0, stream>>>(p);
-  else if (p.head_dim == 64)
-    qk_norm_rope_kernel<64><<<grid, warps * 32, 0, stream>>>(p);
-  else
-    throw BackendError("qk_norm_rope: head_dim must be 64 or 128, got " + std::to_string(p.head_dim));
+  LOSA_DISPATCH_HEAD_DIM(p.head_dim, launch_qk_norm_rope_instance, p, grid, warps * 32, stream);
   check("qk_norm_rope_kernel");
 }
 
 void launch_silu_mul(const bf16* gate_up, int64_t rows, int intermediate, bf16* act, cudaStream_t stream) {
   if (rows == 0) return;
-  if (intermediate % 8 == 0 && aligned(gate_up, 16) && aligned(act, 16)) {
+  if (intermediate % 8 == 0 && is_aligned(gate_up, 16) && is_aligned(act, 16)) {
     const dim3 grid((intermediate / 8 + 127) / 128, static_cast<unsigned>(rows));
     silu_mul_vec8_kernel<<<grid, 128, 0, stream>>>(gate_up, intermediate, act);
   } else {
@@ -285,7 +286,7 @@ void launch_silu_mul(const bf16* gate_up, int64_t rows, int intermediate, bf16* 
 void launch_greedy(const float* logits, int64_t rows, int64_t vocab, const int64_t* candidates,
                    const uint8_t* seq_mask, int rows_per_seq, int32_t* tokens, float* confidence, cudaStream_t stream) {
   if (rows == 0) return;
-  if (vocab % 4 == 0 && aligned(logits, 16))
+  if (vocab % 4 == 0 && is_aligned(logits, 16))
     greedy_kernel<true><<<static_cast<unsigned>(rows), 1024, 0, stream>>>(logits, vocab, candidates, seq_mask,
                                                                         rows_per_seq, tokens, confidence);
   else

@@ -308,7 +308,7 @@ int resident_ctas(const Instance& i) {
   return known[key] = std::max(ctas, 1);
 }
 
-bool aligned(const void* p, size_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
+using losa::cuda::is_aligned;
 
 int splits_for(const SkinnyGemmArgs& a, const SkinnyGemmWorkspace& ws, int num_sms, const Instance& inst) {
   const int tiles = losa::cuda::ceil_div(a.out, 8 * inst.nt);
@@ -334,7 +334,7 @@ int splits_for(const SkinnyGemmArgs& a, const SkinnyGemmWorkspace& ws, int num_s
 }  // namespace
 
 bool skinny_gemm_applies(int rows, int in, const void* x, const void* w) {
-  return rows >= 1 && rows <= kSkinnyMaxRows && in >= 8 && in % 8 == 0 && aligned(x, 16) && aligned(w, 16);
+  return rows >= 1 && rows <= kSkinnyMaxRows && in >= 8 && in % 8 == 0 && is_aligned(x, 16) && is_aligned(w, 16);
 }
 
 int skinny_gemm_splits(const SkinnyGemmArgs& a, const SkinnyGemmWorkspace& ws, int num_sms) {
@@ -345,9 +345,9 @@ void launch_skinny_gemm(const SkinnyGemmArgs& a, const SkinnyGemmWorkspace& ws, 
   LOSA_CHECK_ARG(a.rows >= 1 && a.rows <= kSkinnyMaxRows, "rows", "must be in [1, ", kSkinnyMaxRows, "], got ", a.rows);
   LOSA_CHECK_ARG(a.out >= 1, "out", "must be >= 1, got ", a.out);
   LOSA_CHECK_ARG(a.in >= 8 && a.in % 8 == 0, "in", "must be a positive multiple of 8, got ", a.in);
-  LOSA_CHECK_ARG(a.x && aligned(a.x, 16), "x", "must be a 16-byte aligned device pointer");
-  LOSA_CHECK_ARG(a.w && aligned(a.w, 16), "w", "must be a 16-byte aligned device pointer");
-  LOSA_CHECK_ARG(a.y && aligned(a.y, a.y_f32 ? 4 : 2), "y", "must be an aligned device pointer");
+  LOSA_CHECK_ARG(a.x && is_aligned(a.x, 16), "x", "must be a 16-byte aligned device pointer");
+  LOSA_CHECK_ARG(a.w && is_aligned(a.w, 16), "w", "must be a 16-byte aligned device pointer");
+  LOSA_CHECK_ARG(a.y && is_aligned(a.y, a.y_f32 ? 4 : 2), "y", "must be an aligned device pointer");
   LOSA_CHECK_ARG(!a.accumulate || a.y_f32, "accumulate", "needs an fp32 output");
   LOSA_CHECK_ARG(a.splits >= 0, "splits", "must be >= 0 (0 = automatic), got ", a.splits);
   LOSA_CHECK_ARG(num_sms >= 1, "num_sms", "must be >= 1, got ", num_sms);

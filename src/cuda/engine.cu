@@ -36,6 +36,8 @@ struct AttentionEngine::Impl {
   // What the last run did, for last_stats() and last_decisions().
   enum class Loaded { nothing, every_page, quest_lists, sparsed_lists } loaded = Loaded::nothing;
   int last_step = -1;
+  bool last_full = false;  // every token was active (no active set in the workspace)
+  const uint8_t* last_seq_mask = nullptr;  // the full step's sequences sitting out had none
   bool last_scored = false;
   KVBatchView last_view;
 
@@ -241,37 +243,39 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   char* state_base = static_cast<char*>(state.device);
 
   const PagedKVView view = kernel_view(kv, s.mode.bounds8);
+  // A full step needs no active set: every token is active (the kernels read the view so), which
+  // saves a launch and its round trips on every dense, QUEST and SparseD step and LoSA's step 0.
   ActiveSetView active{s.at<int32_t>(w.active_tokens), s.at<int32_t>(w.active_count), s.at<int32_t>(w.token_slot), B};
+  if (full) active = ActiveSetView{nullptr, nullptr, nullptr, B, io.seq_mask};
   const ScopedStepPdl pdl(S > 1);  // every edge of a batch's step with PDL (launch.cuh)
 
-  // 1. Which tokens get a fresh prefix part.
-  s.mark("active_set");
-  ActiveSetParams ap;
-  ap.q = q;
-  ap.q_ref = losa ? state_base + st.q_ref : nullptr;
-  if (losa && s.mode.change_includes_kv) {
-    ap.k = k;
-    ap.k_ref = state_base + st.k_ref;
-    ap.v = v;
-    ap.v_ref = state_base + st.v_ref;
+  // 1. Which tokens get a fresh prefix part (a later LoSA step's; every token on a full step).
+  if (!full) {
+    s.mark("active_set");
+    ActiveSetParams ap;
+    ap.q = q;
+    ap.q_ref = losa ? state_base + st.q_ref : nullptr;
+    if (losa && s.mode.change_includes_kv) {
+      ap.k = k;
+      ap.k_ref = state_base + st.k_ref;
+      ap.v = v;
+      ap.v_ref = state_base + st.v_ref;
+    }
+    ap.block_size = B;
+    ap.num_q_heads = Hq;
+    ap.num_kv_heads = Hk;
+    ap.rule = s.mode.active_rule == ActiveRule::top_k ? 1 : s.mode.active_rule == ActiveRule::tau ? 2 : 3;
+    ap.k_active = s.mode.k_active;
+    ap.tau = s.mode.tau;
+    ap.delta_min = s.mode.delta_min;
+    ap.delta = s.at<double>(w.delta);
+    ap.ticket = s.at<unsigned>(w.active_ticket);
+    ap.tokens = s.at<int32_t>(w.active_tokens);
+    ap.count = s.at<int32_t>(w.active_count);
+    ap.token_slot = s.at<int32_t>(w.token_slot);
+    ap.seq_mask = io.seq_mask;
+    launch_active_set(s.kv.dtype, D, ap, S, stream);
   }
-  ap.block_size = B;
-  ap.num_q_heads = Hq;
-  ap.num_kv_heads = Hk;
-  ap.rule = full ? 0
-                 : s.mode.active_rule == ActiveRule::top_k ? 1
-                 : s.mode.active_rule == ActiveRule::tau   ? 2
-                                                           : 3;
-  ap.k_active = s.mode.k_active;
-  ap.tau = s.mode.tau;
-  ap.delta_min = s.mode.delta_min;
-  ap.delta = s.at<double>(w.delta);
-  ap.ticket = s.at<unsigned>(w.active_ticket);
-  ap.tokens = s.at<int32_t>(w.active_tokens);
-  ap.count = s.at<int32_t>(w.active_count);
-  ap.token_slot = s.at<int32_t>(w.token_slot);
-  ap.seq_mask = io.seq_mask;
-  launch_active_set(s.kv.dtype, D, ap, S, stream);
 
   // 2. Which pages, then the prefix part over them.
   PageListView list;
@@ -295,6 +299,7 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
     tp.score_stride = w.score_stride;
     tp.rows_per_kv_head = s.max_rows;
     tp.active_count = active.count;
+    tp.rows_mask = active.tokens ? nullptr : active.seq_mask;  // a full step: no rows when sitting out
     tp.group = G;
     tp.kv = view;
     tp.keep_last = true;
@@ -452,6 +457,8 @@ void AttentionEngine::run(const KVBatchView& kv, const StepIO& io, LayerState& s
   }
   s.mark("done");
   s.last_step = step;
+  s.last_full = full;
+  s.last_seq_mask = io.seq_mask;
   s.last_scored = use_quest;
   s.last_view = kv;
 }
@@ -499,10 +506,16 @@ StepDecisions AttentionEngine::last_decisions(int seq, const LayerState& state, 
   const WorkspaceLayout& w = s.ws;
   const auto len = download_range<int32_t>(s.last_view.kv_len + seq, 1, stream);
   const int n = (len[0] + s.kv.page_size - 1) / s.kv.page_size;
-  const int active = download_range<int32_t>(s.at<int32_t>(w.active_count) + seq, 1, stream)[0];
-  const auto tokens = download_range<int32_t>(s.at<int32_t>(w.active_tokens) + seq * B, B, stream);
   StepDecisions d;
-  d.tokens.assign(tokens.begin(), tokens.begin() + active);
+  if (s.last_full) {
+    const bool sat_out = s.last_seq_mask && download_range<uint8_t>(s.last_seq_mask + seq, 1, stream)[0] == 0;
+    d.tokens.resize(sat_out ? 0 : B);
+    std::iota(d.tokens.begin(), d.tokens.end(), 0);
+  } else {
+    const int active = download_range<int32_t>(s.at<int32_t>(w.active_count) + seq, 1, stream)[0];
+    const auto tokens = download_range<int32_t>(s.at<int32_t>(w.active_tokens) + seq * B, B, stream);
+    d.tokens.assign(tokens.begin(), tokens.begin() + active);
+  }
   PageSelection& sel = d.selection;
   if (s.loaded == Impl::Loaded::every_page) {
     sel = select_all_pages(n, Hk);
@@ -532,8 +545,9 @@ StepDecisions AttentionEngine::last_decisions(int seq, const LayerState& state, 
   };
   sel.row_pages.assign(s.shape.num_rows(), {});
   if (quest) {
-    for (int a = 0; a < active; ++a)
-      for (int h = 0; h < Hq; ++h) sel.row_pages[tokens[a] * Hq + h] = pages_of(h / G, a * G + h % G);
+    for (size_t a = 0; a < d.tokens.size(); ++a)
+      for (int h = 0; h < Hq; ++h)
+        sel.row_pages[d.tokens[a] * Hq + h] = pages_of(h / G, static_cast<int>(a) * G + h % G);
   } else {
     for (int t = 0; t < B; ++t)
       for (int h = 0; h < Hq; ++h) sel.row_pages[t * Hq + h] = pages_of(h / G, h % G);

@@ -206,7 +206,7 @@ __global__ void __launch_bounds__(kMaxWarps * 32, InFlight == kDeep ? 1 : 4)
     int32_t* out = p.stats + seq * (1 + Hk);
     const int pages = (p.kv_len[seq] + p.page_size - 1) / p.page_size;
     out[1 + kvh] = p.list_counts ? p.list_counts[seq * Hk + kvh] : (p.loaded_every_page ? pages : 0);
-    if (kvh == 0) out[0] = p.active.count[seq];
+    if (kvh == 0) out[0] = active_token_count(p.active, seq);
   }
   __syncthreads();
 

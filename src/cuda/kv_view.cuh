@@ -28,9 +28,16 @@ __device__ __forceinline__ size_t page_block_offset(int phys, int kv_head, int n
   return (static_cast<size_t>(phys) * num_kv_heads + kv_head) * page_size * head_dim;
 }
 
+/// A sequence's active tokens: the active set's count, or every token on a full step (none for a
+/// sequence sitting out).
+__device__ __forceinline__ int active_token_count(const ActiveSetView& active, int seq) {
+  if (active.tokens) return active.count[seq];
+  return active.seq_mask && !active.seq_mask[seq] ? 0 : active.block_size;
+}
+
 /// Rows of a packed (sequence, KV head): active tokens times the group.
 __device__ __forceinline__ int packed_rows(const ActiveSetView& active, int seq, int group) {
-  return (active.tokens ? active.count[seq] : active.block_size) * group;
+  return active_token_count(active, seq) * group;
 }
 
 /// The block token of row `r` of a packed (sequence, KV head).

@@ -57,6 +57,9 @@ struct ActiveSetView {
   const int32_t* count = nullptr;       ///< [S]
   const int32_t* token_slot = nullptr;  ///< [S, B] position in tokens, or -1
   int block_size = 0;
+  /// A full step (tokens, count and token_slot null: every token active, no active-set launch):
+  /// [S] zero for a sequence sitting out, which then has no active token (nullable).
+  const uint8_t* seq_mask = nullptr;
 };
 
 /// Pages each (sequence, KV head) loads: compacted logical pages, or every page.
@@ -137,6 +140,9 @@ struct TopKParams {
   int score_stride = 0;
   int rows_per_kv_head = 0;
   const int32_t* active_count = nullptr;  ///< [S] valid rows = count * group; null: all rows
+  /// [S] zero: the sequence has no valid row (an empty union), as with an active count of 0 on a
+  /// full step, where there is no count (nullable).
+  const uint8_t* rows_mask = nullptr;
   int group = 0;
   PagedKVView kv;          ///< prefix lengths (pages = ceil(kv_len / page_size)) and page table
   bool keep_last = false;  ///< QUEST: the last page is always kept and not a candidate

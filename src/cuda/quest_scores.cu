@@ -62,9 +62,11 @@ __global__ void __launch_bounds__(128, MinCtasPerSm) quest_scores_kernel(const _
   const bool eight_bit = p.kv.bounds8 != nullptr;
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   // The page table, the prefix length and the bounds are written by appends that the previous
-  // kernel waited for (every kernel of a step waits before it lets its successor start), never
-  // by the kernel this one overlaps under PDL. So the first row tile loads them before the
-  // wait: with PDL the bounds stream in while the active set is chosen. The rows come after it.
+  // kernel waited for (every kernel of a step waits before it lets its successor start; on a
+  // full step, with no active-set kernel, the previous kernel is the caller's: an append lets
+  // its successor start only when it ends), never by the kernel this one overlaps under PDL. So
+  // the first row tile loads them before the wait: with PDL the bounds stream in while the
+  // active set is chosen. The rows come after it.
   const SeqPages sp = seq_pages(p.kv, seq);
   const int n = sp.num_pages;
   if (page0 >= n) {  // uniform over the CTA; it waits all the same, so that the grid never ends
@@ -104,7 +106,7 @@ __global__ void __launch_bounds__(128, MinCtasPerSm) quest_scores_kernel(const _
   const bool early = blockIdx.z == 0;
   if (early) issue_bounds_loads();
   wait_for_predecessor();  // PDL: the active set is visible from here on
-  const int rows = p.active.count[seq] * p.group;
+  const int rows = packed_rows(p.active, seq, p.group);
   if (row0 >= rows) {
     cp_async_wait<0>();
     return;  // uniform over the CTA

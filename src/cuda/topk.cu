@@ -190,7 +190,9 @@ __global__ void __launch_bounds__(kSelectThreads) topk_kernel(const __grid_const
   // every 64 landed on the same few SMs (ncu: 2.4 working CTAs per busy SM, most SMs idle).
   const int row = blockIdx.z, seq = blockIdx.y, tid = threadIdx.x;
   const int head_slot = seq * gridDim.x + blockIdx.x;
-  const int valid_rows = p.active_count ? p.active_count[seq] * p.group : p.rows_per_kv_head;
+  const int valid_rows = p.rows_mask && !p.rows_mask[seq] ? 0
+                         : p.active_count                  ? p.active_count[seq] * p.group
+                                                           : p.rows_per_kv_head;
   if (p.seq_mask && !p.seq_mask[seq]) return;
   if (valid_rows == 0 && row == 0 && tid == 0) p.counts[head_slot] = 0;  // no row: an empty union
   if (row >= valid_rows) return;

@@ -120,6 +120,8 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
     bad_flag("--attend", "must be own or union, got '" + opt.attend + "'");
   if (opt.force_stages != 0 && opt.force_stages != 2 && opt.force_stages != 3)
     bad_flag("--attention-stages", "must be 0 (the device's choice), 2 or 3, got " + std::to_string(opt.force_stages));
+  if (opt.attention_mma != "auto" && opt.attention_mma != "sync" && opt.attention_mma != "wgmma")
+    bad_flag("--attention-mma", "must be auto, sync or wgmma, got '" + opt.attention_mma + "'");
   for (const std::string& m : opt.modes)
     if (m != "dense" && m != "quest" && m != "losa" && m != "tau" && m != "sparsed" && m != "complement")
       bad_flag("--modes", "must name dense, quest, losa, tau, sparsed or complement, got '" + m + "'");
@@ -129,6 +131,13 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
     cuda::force_attention_stages(opt.force_stages);  // before any plan: the plan sizes splits by it
   } catch (const ArgumentError& e) {
     bad_flag("--attention-stages", reason_of(e));
+  }
+  try {
+    cuda::force_attention_mma(opt.attention_mma == "sync"    ? cuda::AttentionMma::mma_sync
+                              : opt.attention_mma == "wgmma" ? cuda::AttentionMma::wgmma
+                                                             : cuda::AttentionMma::automatic);
+  } catch (const ArgumentError& e) {
+    bad_flag("--attention-mma", reason_of(e));
   }
   std::ofstream json_out = open_output(opt.json_path, "--json");  // an unwritable path fails now
   cudaDeviceProp prop{};
@@ -147,6 +156,8 @@ int run_bench(const BenchOptions& opt, const std::string& command_line) {
               {"forced_splits", opt.force_splits},
               {"attend", opt.attend},
               {"attention_pipeline_stages", cuda::attention_stages(DType::bf16, 128)},
+              {"attention_mma", opt.attention_mma},
+              {"attention_wgmma_available", cuda::attention_wgmma_available()},
               {"shape", {{"num_q_heads", 32}, {"num_kv_heads", 8}, {"head_dim", 128}, {"page_size", 16}, {"dtype", "bf16"}}},
               {"method", "per layer-step: median of CUDA-graph replays (events) after warm-up; a graph holds as many "
                          "consecutive layer-steps, each over its own copy of the prefix, as make the mode read >= 4x "

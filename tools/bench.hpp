@@ -38,6 +38,7 @@ struct BenchOptions {
   int force_splits = 0;  ///< attention splits of every engine (0: the plan's)
   std::string attend = "own";  ///< own (each row its selected pages) or union, for QUEST, LoSA and SparseD
   int force_stages = 0;  ///< the attention kernel's pipeline stages, 2 or 3 (0: the device's choice)
+  std::string attention_mma = "auto";  ///< the unmasked attention's tensor-core path: auto, sync or wgmma
 };
 
 int run_bench(const BenchOptions& options, const std::string& command_line);

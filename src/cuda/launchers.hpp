@@ -27,6 +27,16 @@ int choose_num_splits(int ctas_per_split, int max_tiles_per_kv_head, int residen
 int attention_stages(DType dtype, int head_dim);
 void force_attention_stages(int stages);
 
+/// The tensor-core path of the attention kernel's unmasked instances (dense, union, prefill):
+/// wgmma on sm_90 in a build with sm_90a code for CTAs of >= 64 rows, mma.sync elsewhere and for
+/// the masked instances. force_attention_mma overrides the automatic choice (tests and
+/// benchmarks of both; wgmma is refused where it is not available); automatic restores it.
+enum class AttentionMma { automatic = 0, mma_sync = 1, wgmma = 2 };
+void force_attention_mma(AttentionMma mma);
+bool attention_wgmma_available();
+/// Whether the unmasked instance for max_rows rows per (sequence, KV head) uses wgmma now.
+bool attention_uses_wgmma(int max_rows);
+
 /// Rows a CTA of the attention kernel serves for up to max_rows rows per (sequence, KV head):
 /// 128 (8 warps) past 64 rows, so that one page load serves them all; else 64.
 int attention_rows_per_cta(int max_rows);

@@ -20,7 +20,46 @@ int choose_num_splits(int ctas_per_split, int max_tiles_per_kv_head, int residen
 
 namespace {
 std::atomic<int> forced_stages{0};
+std::atomic<int> forced_mma{0};  // AttentionMma
+
+/// The build holds sm_90a device code (CMake's LOSA_CUDA_ARCHS names 90a), which wgmma needs.
+constexpr bool kBuiltForSm90a =
+#ifdef LOSA_BUILT_FOR_SM90A
+    true;
+#else
+    false;
+#endif
+
+bool wgmma_available() {
+  static const bool on_sm90 = [] {
+    int device = 0, major = 0, minor = 0;
+    LOSA_CUDA_CHECK(cudaGetDevice(&device));
+    LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+    LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
+    return major == 9 && minor == 0;
+  }();
+  return kBuiltForSm90a && on_sm90;
+}
 }  // namespace
+
+bool attention_wgmma_available() { return wgmma_available(); }
+
+void force_attention_mma(AttentionMma mma) {
+  LOSA_CHECK_ARG(mma != AttentionMma::wgmma || wgmma_available(), "mma",
+                 "wgmma needs an sm_90 device and a build with sm_90a code (LOSA_CUDA_ARCHS with 90a)");
+  forced_mma = static_cast<int>(mma);
+}
+
+bool attention_uses_wgmma(int max_rows) {
+  switch (static_cast<AttentionMma>(forced_mma.load())) {
+    case AttentionMma::wgmma: return true;
+    case AttentionMma::mma_sync: return false;
+    case AttentionMma::automatic: break;
+  }
+  // A CTA of fewer rows keeps mma.sync: its warps without rows skip the tile (B = 4 dense, 16
+  // rows), where a warpgroup would multiply 64.
+  return max_rows >= 64 && wgmma_available();
+}
 
 template <typename T, int D>
 int attention_stages();
@@ -29,42 +68,45 @@ namespace {
 
 /// Above 48 KB a kernel needs an explicit opt-in; once per instance, outside any capture (the
 /// plan's occupancy query comes first).
-template <typename T, int D, int Stages, int Warps, bool Masked>
+template <typename T, int D, int Stages, int Warps, bool Masked, bool Wgmma>
 void opt_in_smem() {
-  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked>;
-  static const cudaError_t attr = cudaFuncSetAttribute(paged_attention_kernel<T, D, Stages, Warps, Masked>,
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked, Wgmma>;
+  static const cudaError_t attr = cudaFuncSetAttribute(paged_attention_kernel<T, D, Stages, Warps, Masked, Wgmma>,
                                                        cudaFuncAttributeMaxDynamicSharedMemorySize, Cfg::kSmemBytes);
   LOSA_CUDA_CHECK(attr);
 }
 
-template <typename T, int D, int Stages, int Warps, bool Masked>
+template <typename T, int D, int Stages, int Warps, bool Masked, bool Wgmma = false>
 int resident_per_sm() {
-  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked>;
-  opt_in_smem<T, D, Stages, Warps, Masked>();
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked, Wgmma>;
+  opt_in_smem<T, D, Stages, Warps, Masked, Wgmma>();
   int blocks = 0;
   LOSA_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(
-      &blocks, paged_attention_kernel<T, D, Stages, Warps, Masked>, Cfg::kThreads, Cfg::kSmemBytes));
+      &blocks, paged_attention_kernel<T, D, Stages, Warps, Masked, Wgmma>, Cfg::kThreads, Cfg::kSmemBytes));
   return std::max(1, blocks);
 }
 
-template <typename T, int D, int Stages, int Warps, bool Masked>
+template <typename T, int D, int Stages, int Warps, bool Masked, bool Wgmma>
 void launch_config(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
-  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked>;
-  opt_in_smem<T, D, Stages, Warps, Masked>();
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked, Wgmma>;
+  opt_in_smem<T, D, Stages, Warps, Masked, Wgmma>();
   const dim3 grid(ceil_div(p.max_rows, Cfg::kRows), p.num_splits, num_seqs * p.kv.num_kv_heads);
-  launch_kernel(paged_attention_kernel<T, D, Stages, Warps, Masked>, grid, Cfg::kThreads, Cfg::kSmemBytes, stream, p);
+  launch_kernel(paged_attention_kernel<T, D, Stages, Warps, Masked, Wgmma>, grid, Cfg::kThreads, Cfg::kSmemBytes,
+                stream, p);
   check_launch("paged_attention_kernel");
 }
 
 /// The one choice of the kernel instance for max_rows rows (masked or not) on this device:
-/// fn(stages, warps, masked) as std::integral_constant, so that the plan's occupancy query and
-/// the launch see the same one.
+/// fn(stages, warps, masked, wgmma) as std::integral_constant, so that the plan's occupancy
+/// query and the launch see the same one.
 template <typename T, int D, typename Fn>
 void with_instance(int max_rows, bool masked, Fn&& fn) {
   const bool wide = attention_rows_per_cta(max_rows) == 128;
+  const bool wgmma = !masked && attention_uses_wgmma(max_rows);
   auto with_mask = [&](auto stages, auto warps) {
-    if (masked) fn(stages, warps, std::true_type{});
-    else fn(stages, warps, std::false_type{});
+    if (masked) fn(stages, warps, std::true_type{}, std::false_type{});
+    else if (wgmma) fn(stages, warps, std::false_type{}, std::true_type{});
+    else fn(stages, warps, std::false_type{}, std::false_type{});
   };
   auto with_warps = [&](auto stages) {
     if (wide) with_mask(stages, std::integral_constant<int, 8>{});
@@ -80,15 +122,15 @@ template <typename T, int D>
 void resident_ctas_per_sm(int max_rows, int& out) {
   out = INT_MAX;
   for (bool masked : {false, true})
-    with_instance<T, D>(max_rows, masked, [&](auto stages, auto warps, auto m) {
-      out = std::min(out, resident_per_sm<T, D, stages, warps, m>());
+    with_instance<T, D>(max_rows, masked, [&](auto stages, auto warps, auto m, auto wg) {
+      out = std::min(out, resident_per_sm<T, D, stages, warps, m, wg>());
     });
 }
 
 template <typename T, int D>
 void launch(const PagedAttentionParams& p, int num_seqs, cudaStream_t stream) {
-  with_instance<T, D>(p.max_rows, p.mask.bits != nullptr, [&](auto stages, auto warps, auto masked) {
-    launch_config<T, D, stages, warps, masked>(p, num_seqs, stream);
+  with_instance<T, D>(p.max_rows, p.mask.bits != nullptr, [&](auto stages, auto warps, auto masked, auto wgmma) {
+    launch_config<T, D, stages, warps, masked, wgmma>(p, num_seqs, stream);
   });
 }
 

@@ -27,8 +27,11 @@ struct WindowPage {
 /// Masked: rows attend only their own pages of the loaded list (QUEST and LoSA with own
 /// selections, SparseD by head). Its own instance, so that the unmasked ones (dense, union,
 /// prefill) carry none of the mask staging: sharing one instance cost dense 1.5% in the batch.
-template <typename T, int D, int Stages, int Warps = 4, bool Masked = false>
+/// Wgmma (unmasked only, sm_90a): each warpgroup's 64 rows multiply by wgmma from tiles in
+/// wgmma.cuh's layout instead of each warp's 16 by mma.sync and ldmatrix.
+template <typename T, int D, int Stages, int Warps = 4, bool Masked = false, bool Wgmma = false>
 struct PagedAttentionConfig {
+  static_assert(!(Masked && Wgmma), "the wgmma instance serves unmasked rows only");
   static constexpr int kThreads = 32 * Warps;
   static constexpr int kRows = 16 * Warps;
   // Stages: attention_stages() says which runs where (2 at head dim 128, measured faster than 3
@@ -43,15 +46,18 @@ struct PagedAttentionConfig {
   // Own selections: for each window page, which of the CTA's rows may attend it (bit r of word
   // r / 32), staged once per window instead of read from each row's mask at every tile.
   static constexpr int kAllowedWords = Masked ? kRows / 32 : 0;
-  static constexpr int kSmemBytes = kStages * 2 * kTileBytes + kWindowPages * sizeof(WindowPage) +
+  // wgmma's 128-byte swizzle wants 1024-byte aligned tiles: room to align the dynamic base.
+  static constexpr int kAlignSlack = Wgmma ? 1024 : 0;
+  static constexpr int kSmemBytes = kAlignSlack + kStages * 2 * kTileBytes + kWindowPages * sizeof(WindowPage) +
                                     kWindowPages * kAllowedWords * sizeof(uint32_t) + kRows * sizeof(int);
 };
 
-template <typename T, int D, int Stages, int Warps, bool Masked>
+template <typename T, int D, int Stages, int Warps, bool Masked, bool Wgmma>
 __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __grid_constant__ PagedAttentionParams p) {
   wait_for_predecessor();  // PDL: the previous kernel's writes are visible from here on
-  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked>;
-  extern __shared__ __align__(128) char smem[];
+  using Cfg = PagedAttentionConfig<T, D, Stages, Warps, Masked, Wgmma>;
+  extern __shared__ __align__(128) char smem_base[];
+  char* smem = smem_base + (Wgmma ? (1024 - (smem_addr(smem_base) & 1023)) & 1023 : 0);
   char* tiles = smem;
   WindowPage* window = reinterpret_cast<WindowPage*>(smem + Cfg::kStages * 2 * Cfg::kTileBytes);
   uint32_t* window_allowed = reinterpret_cast<uint32_t*>(window + Cfg::kWindowPages);  // [kWindowPages][kAllowedWords]
@@ -86,6 +92,8 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
   const int r_lo = row0 + warp * 16 + g, r_hi = r_lo + 8;
   const int limit_lo = causal ? causal_limit(r_lo) : INT_MAX, limit_hi = causal ? causal_limit(r_hi) : INT_MAX;
   const bool warp_has_rows = row0 + warp * 16 < rows;
+  // wgmma: a warpgroup multiplies together; its warps past the rows compute on zero queries.
+  const bool computes = Wgmma ? row0 + (warp / 4) * 64 < rows : warp_has_rows;
   auto q_row = [&](int r) -> const T* {
     if (r >= rows) return nullptr;
     return static_cast<const T*>(
@@ -131,7 +139,7 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
       const int first = i * tile_pages;
       const int npages = min(tile_pages, entries - first);
       char* k_tile = tiles + (i % Cfg::kStages) * 2 * Cfg::kTileBytes;
-      load_kv_pages_async<T, D, Cfg::kThreads>(
+      load_kv_pages_async<T, D, Cfg::kThreads, Wgmma>(
           k_tile, k_tile + Cfg::kTileBytes, keys, values,
           [&](int ps) { return ps < npages ? window[first + ps] : WindowPage{0, 0, 0}; }, log2_page);
     };
@@ -174,10 +182,11 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
       const int first = i * tile_pages;
       const int npages = min(tile_pages, entries - first);
       cp_async_wait<Cfg::kStages - 2>();
+      if constexpr (Wgmma) fence_proxy_async_shared();  // the tensor cores read what cp.async wrote
       __syncthreads();  // tile i landed for every thread; tile i-1's stage is free
       if (i + Cfg::kStages - 1 < num_tiles) issue(i + Cfg::kStages - 1);
       cp_async_commit();
-      if (!warp_has_rows) continue;
+      if (!computes) continue;
       // Bit ps: page slot ps allowed for the lane's row (rows past `rows` are never written).
       uint32_t allowed_lo = 0xfu, allowed_hi = 0xfu;
       if constexpr (masked) {
@@ -200,7 +209,8 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
       float s[8][4];
 #pragma unroll
       for (int j = 0; j < 8; ++j) s[j][0] = s[j][1] = s[j][2] = s[j][3] = 0.0f;
-      warp_scores<T, D>(s, qa, k_tile, lane);
+      if constexpr (Wgmma) warpgroup_scores<T, D>(s, qa, k_tile);
+      else warp_scores<T, D>(s, qa, k_tile, lane);
 
       // Which of this lane's columns are real tokens the row may attend to. The common case, a
       // tile of full pages and no per-row mask, needs no check per element.
@@ -270,7 +280,8 @@ __global__ void __launch_bounds__(32 * Warps) paged_attention_kernel(const __gri
           s[j][e] = exp2f(s[j][e] - m_use[e / 2]);
           l[e / 2] += s[j][e];
         }
-      warp_accumulate_values<T, D>(o, s, k_tile + Cfg::kTileBytes, lane);
+      if constexpr (Wgmma) warpgroup_accumulate_values<T, D>(o, s, k_tile + Cfg::kTileBytes);
+      else warp_accumulate_values<T, D>(o, s, k_tile + Cfg::kTileBytes, lane);
     }
   }
   cp_async_wait<0>();

@@ -7,6 +7,7 @@
 // a tile are 8 n-tiles of 8 columns: s[j][e] is row g + 8*(e/2), column 8j + 2t + e%2.
 #include "common.cuh"
 #include "mma.cuh"
+#include "wgmma.cuh"
 
 namespace losa::cuda {
 
@@ -42,14 +43,17 @@ __device__ __forceinline__ void load_tile_async(char* tile, const void* any_vali
 /// taken as arrays, which would hold 12 registers through the main loop. Each thread copies a
 /// fixed 16-byte column of rows r0, r0 + R, ... (R a multiple of 8), so its swizzled shared
 /// address is fixed per row step and only the page and slot vary: a few instructions per copy.
-template <typename T, int D, int kThreads, typename PageSlot>
+/// WgmmaLayout: the tiles in wgmma.cuh's layout (128-byte column blocks) instead of mma.cuh's.
+template <typename T, int D, int kThreads, bool WgmmaLayout = false, typename PageSlot>
 __device__ __forceinline__ void load_kv_pages_async(char* k_tile, char* v_tile, const T* keys,
                                                     const T* values, PageSlot&& page_slot, int log2_page) {
   using S = TileShape<T, D>;
   constexpr int kRowsPerPass = kThreads / S::kRowChunks;
   static_assert(kRowsPerPass % 8 == 0, "the swizzle assumes rows stepping by multiples of 8");
+  constexpr int kRowBytes = WgmmaLayout ? 128 : S::kRowChunks * 16;  // between rows of one column block
   const int chunk = threadIdx.x % S::kRowChunks, r0 = threadIdx.x / S::kRowChunks;
-  const uint32_t lane_offset = (r0 * S::kRowChunks + (chunk ^ (r0 & 7))) * 16;
+  const uint32_t lane_offset = WgmmaLayout ? wgmma_tile_offset<kTileRows>(r0, chunk)
+                                           : static_cast<uint32_t>(swizzled_offset(r0, chunk, S::kRowChunks));
   const uint32_t k_base = smem_addr(k_tile) + lane_offset, v_base = smem_addr(v_tile) + lane_offset;
   const int page_mask = (1 << log2_page) - 1;
 #pragma unroll
@@ -59,7 +63,7 @@ __device__ __forceinline__ void load_kv_pages_async(char* k_tile, char* v_tile, 
     const auto page = page_slot(ps);
     const bool ok = slot < page.valid;
     const size_t e = ok ? page.offset + static_cast<size_t>(slot) * D + chunk * 8 : 0;
-    const uint32_t dst = i * kRowsPerPass * S::kRowChunks * 16;
+    const uint32_t dst = i * kRowsPerPass * kRowBytes;
     cp_async_16(k_base + dst, keys + e, ok ? 16 : 0);
     cp_async_16(v_base + dst, values + e, ok ? 16 : 0);
   }
@@ -128,6 +132,51 @@ __device__ __forceinline__ void warp_accumulate_values(float (&o)[D / 8][4], con
       mma_16816<T>(o[2 * j2 + 1], a, b[2], b[3]);
     }
   }
+}
+
+/// The warpgroup forms of warp_scores and warp_accumulate_values (sm_90a): the same fragments
+/// and accumulators, the CTA's four warps of a warpgroup multiplying their 64 rows together
+/// against a tile in wgmma.cuh's layout. Every thread of the warpgroup must call them.
+template <typename T, int D>
+__device__ __forceinline__ void warpgroup_scores(float (&s)[8][4], const uint32_t (&a)[D / 16][4], const char* k_tile) {
+  const uint32_t base = smem_addr(k_tile);
+  wgmma_pin(s);
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < D / 16; ++kk) {
+    // K-major: a k step is 32 bytes of each row's 128-byte column block (kk / 4).
+    const uint64_t desc = wgmma_descriptor(base + (kk / 4) * (kTileRows * 128) + (kk % 4) * 32, 16, 1024);
+    wgmma_rs<T, 64, false>(s, a[kk], desc, kk > 0);
+  }
+  wgmma_commit();
+  wgmma_wait<0>();
+  wgmma_pin(s);
+}
+
+template <typename T, int D>
+__device__ __forceinline__ void warpgroup_accumulate_values(float (&o)[D / 8][4], const float (&p)[8][4],
+                                                            const char* v_tile) {
+  const uint32_t base = smem_addr(v_tile);
+  uint32_t a[4][4];
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    a[kk][0] = Elem<T>::pack(p[2 * kk][0], p[2 * kk][1]);
+    a[kk][1] = Elem<T>::pack(p[2 * kk][2], p[2 * kk][3]);
+    a[kk][2] = Elem<T>::pack(p[2 * kk + 1][0], p[2 * kk + 1][1]);
+    a[kk][3] = Elem<T>::pack(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+  }
+  wgmma_pin(o);
+  wgmma_fence();
+#pragma unroll
+  for (int kk = 0; kk < 4; ++kk) {
+    // MN-major (V's rows are tokens, the k dimension): a k step is 16 rows of 128 bytes; the
+    // head dim's 64-element column blocks lie kTileRows * 128 bytes apart.
+    const uint64_t desc = wgmma_descriptor(base + kk * 16 * 128, kTileRows * 128, 1024);
+    wgmma_rs<T, D, true>(o, a[kk], desc, 1);
+  }
+  wgmma_commit();
+  wgmma_wait<0>();
+  wgmma_pin(o);
 }
 
 }  // namespace losa::cuda

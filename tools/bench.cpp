@@ -80,7 +80,10 @@ struct Table {
                 {"bytes_floor_us", floor_us}, {"speedup_vs_dense", dense_us / m.time_us},
                 {"density", m.density()},    {"active_tokens", m.active_tokens()},
                 {"stats", stats_json(m)},    {"workspace_bytes", m.workspace_bytes},
-                {"layer_state_bytes", m.layer_state_bytes}};
+                {"layer_state_bytes", m.layer_state_bytes},
+                // What ran for the unmasked rows (dense, union) at this block size (32 q heads on
+                // 8 KV heads: 4 B rows a KV head); the masked instances always use mma.sync.
+                {"unmasked_attention_mma", cuda::attention_uses_wgmma(B * 4) ? "wgmma" : "mma.sync"}};
       if (m.mode.mode == Mode::losa) {
         r["active_rule"] = active_rule_name(m.mode.active_rule);
         r["k_active"] = m.mode.k_active;

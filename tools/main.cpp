@@ -110,7 +110,7 @@ int main(int argc, char** argv) {
                         "pipeline stages of the attention kernel, 2 or 3 (0: the engine's choice for the device and head dim)")
       ->capture_default_str();
   bench_cmd->add_option("--attention-mma", bench.attention_mma,
-                        "tensor-core path of the unmasked attention (dense, union): auto, sync (mma.sync) or wgmma (sm_90a)")
+                        "tensor-core path of the unmasked attention (dense, union, prefill): auto, sync (mma.sync) or wgmma (sm_90a)")
       ->capture_default_str();
   bench_cmd->add_flag("--quick", quick, "one small configuration (8K, B=16, budget 256): a smoke run");
 

@@ -31,6 +31,8 @@ void force_attention_stages(int stages);
 /// wgmma on sm_90 in a build with sm_90a code for CTAs of >= 64 rows, mma.sync elsewhere and for
 /// the masked instances. force_attention_mma overrides the automatic choice (tests and
 /// benchmarks of both; wgmma is refused where it is not available); automatic restores it.
+/// It is process-wide and read when an engine plans and when it launches: force it before
+/// plan(), as force_attention_stages, or the plan's splits and the launch's instance disagree.
 enum class AttentionMma { automatic = 0, mma_sync = 1, wgmma = 2 };
 void force_attention_mma(AttentionMma mma);
 bool attention_wgmma_available();

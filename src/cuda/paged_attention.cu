@@ -30,15 +30,27 @@ constexpr bool kBuiltForSm90a =
     false;
 #endif
 
+/// For the current device (a process may drive several kinds): 0 unknown, 1 no, 2 yes.
+constexpr int kCachedDevices = 64;
+std::atomic<int> device_is_sm90[kCachedDevices];
+
 bool wgmma_available() {
-  static const bool on_sm90 = [] {
-    int device = 0, major = 0, minor = 0;
-    LOSA_CUDA_CHECK(cudaGetDevice(&device));
+  if (!kBuiltForSm90a) return false;
+  int device = 0;
+  LOSA_CUDA_CHECK(cudaGetDevice(&device));
+  auto query = [device] {
+    int major = 0, minor = 0;
     LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
     LOSA_CUDA_CHECK(cudaDeviceGetAttribute(&minor, cudaDevAttrComputeCapabilityMinor, device));
     return major == 9 && minor == 0;
-  }();
-  return kBuiltForSm90a && on_sm90;
+  };
+  if (device < 0 || device >= kCachedDevices) return query();
+  int known = device_is_sm90[device].load(std::memory_order_relaxed);
+  if (known == 0) {
+    known = query() ? 2 : 1;
+    device_is_sm90[device].store(known, std::memory_order_relaxed);
+  }
+  return known == 2;
 }
 }  // namespace
 

@@ -138,9 +138,10 @@ __device__ __forceinline__ void warp_accumulate_values(float (&o)[D / 8][4], con
 /// and accumulators, the CTA's four warps of a warpgroup multiplying their 64 rows together
 /// against a tile in wgmma.cuh's layout. Every thread of the warpgroup must call them.
 template <typename T, int D>
-__device__ __forceinline__ void warpgroup_scores(float (&s)[8][4], const uint32_t (&a)[D / 16][4], const char* k_tile) {
+__device__ __forceinline__ void warpgroup_scores(float (&s)[8][4], uint32_t (&a)[D / 16][4], const char* k_tile) {
   const uint32_t base = smem_addr(k_tile);
   wgmma_pin(s);
+  wgmma_pin(a);
   wgmma_fence();
 #pragma unroll
   for (int kk = 0; kk < D / 16; ++kk) {
@@ -166,6 +167,7 @@ __device__ __forceinline__ void warpgroup_accumulate_values(float (&o)[D / 8][4]
     a[kk][3] = Elem<T>::pack(p[2 * kk + 1][2], p[2 * kk + 1][3]);
   }
   wgmma_pin(o);
+  wgmma_pin(a);
   wgmma_fence();
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) {

@@ -28,7 +28,7 @@
 
 namespace losa::cuda {
 
-__device__ __forceinline__ void unavailable() {
+__device__ __forceinline__ void wgmma_unavailable() {
 #ifdef __CUDA_ARCH__
   __trap();
 #endif
@@ -83,6 +83,16 @@ __device__ __forceinline__ void wgmma_pin(float (&d)[R][4]) {
     for (int e = 0; e < 4; ++e) asm volatile("" : "+f"(d[j][e])::"memory");
 }
 
+/// The same for A fragments: PTX wants the registers a wgmma reads written before its fence, and
+/// nothing ties a fragment's packing to the fence otherwise.
+template <int R>
+__device__ __forceinline__ void wgmma_pin(uint32_t (&a)[R][4]) {
+#pragma unroll
+  for (int j = 0; j < R; ++j)
+#pragma unroll
+    for (int e = 0; e < 4; ++e) asm volatile("" : "+r"(a[j][e])::"memory");
+}
+
 /// d (+)= A B for one k step of 16: A the warpgroup's 64 x 16 fragment in registers, B the
 /// 16 x N operand `desc_b` describes (TransposeB: MN-major). accumulate = 0 overwrites d.
 template <typename T, int N, bool TransposeB>
@@ -107,7 +117,7 @@ struct WgmmaRs<__nv_bfloat16, 64, TransposeB> {
         "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate), "n"(TransposeB ? 1 : 0));
 #else
-    unavailable();
+    wgmma_unavailable();
 #endif
   }
 };
@@ -138,7 +148,7 @@ struct WgmmaRs<__nv_bfloat16, 128, TransposeB> {
         "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate), "n"(TransposeB ? 1 : 0));
 #else
-    unavailable();
+    wgmma_unavailable();
 #endif
   }
 };
@@ -161,7 +171,7 @@ struct WgmmaRs<__half, 64, TransposeB> {
         "+f"(d[7][0]), "+f"(d[7][1]), "+f"(d[7][2]), "+f"(d[7][3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate), "n"(TransposeB ? 1 : 0));
 #else
-    unavailable();
+    wgmma_unavailable();
 #endif
   }
 };
@@ -192,7 +202,7 @@ struct WgmmaRs<__half, 128, TransposeB> {
         "+f"(d[15][0]), "+f"(d[15][1]), "+f"(d[15][2]), "+f"(d[15][3])
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "l"(desc_b), "r"(accumulate), "n"(TransposeB ? 1 : 0));
 #else
-    unavailable();
+    wgmma_unavailable();
 #endif
   }
 };

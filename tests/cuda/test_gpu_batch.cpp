@@ -544,14 +544,14 @@ TEST(GpuAttentionMma, AutomaticChoiceFollowsRowsAndDevice) {
   if (!available) EXPECT_THROW(cuda::force_attention_mma(cuda::AttentionMma::wgmma), ArgumentError);
 }
 
-// Both tensor-core paths of the unmasked attention, each forced, against the reference at every
-// CTA shape they meet: a warpgroup with one busy warp (B = 4: 16 rows), one full warpgroup
-// (B = 16: 64 rows), two (B = 32: 128 rows on 8 warps), two CTAs of two (B = 64), a union of
-// sparse rows (QUEST and LoSA with attend=union, LoSA's step 0 dense); head dim 64 and f16 too.
-// wgmma reads its own tile layout (128-byte column blocks): a wrong descriptor stride or swizzle
-// scrambles keys or values and fails these.
-TEST(GpuAttentionMma, BothPathsMatchReference) {
-  LOSA_REQUIRE_GPU();
+// A tensor-core path of the unmasked attention, forced, against the reference at every CTA shape
+// it meets: a warpgroup with one busy warp (B = 4: 16 rows), one full warpgroup (B = 16: 64 rows),
+// two (B = 32: 128 rows on 8 warps), two CTAs of two (B = 64), an 8-warp CTA whose second
+// warpgroup has 16 rows (B = 20: 80), a union of sparse rows (QUEST; LoSA with attend=union,
+// whose 32 active rows leave the 8-warp CTA's second warpgroup without any), LoSA's dense step 0;
+// head dim 64 on 4 and 8 warps, and f16. wgmma reads its own tile layout (128-byte column blocks):
+// a wrong descriptor stride or swizzle scrambles keys or values and fails this.
+void check_attention_path_against_reference() {
   struct Case {
     int block;
     Mode mode;
@@ -561,42 +561,56 @@ TEST(GpuAttentionMma, BothPathsMatchReference) {
   };
   const Case cases[] = {{16, Mode::dense, 0, 128, DType::bf16}, {32, Mode::dense, 0, 128, DType::bf16},
                         {64, Mode::dense, 0, 128, DType::bf16}, {4, Mode::dense, 0, 128, DType::bf16},
-                        {32, Mode::quest, 0, 128, DType::bf16}, {16, Mode::losa, 4, 128, DType::bf16},
-                        {32, Mode::dense, 0, 64, DType::bf16},  {16, Mode::dense, 0, 128, DType::f16},
-                        {32, Mode::dense, 0, 64, DType::f16}};
-  for (cuda::AttentionMma mma : {cuda::AttentionMma::mma_sync, cuda::AttentionMma::wgmma}) {
-    const std::optional<test::ScopedForce> forced = force_mma_or_note(mma, "run");
-    if (!forced) continue;
-    for (const Case& c : cases) {
-      SCOPED_TRACE(std::string(mma_name(mma)) + ", B = " + std::to_string(c.block) + ", " + mode_name(c.mode) +
-                   ", head dim " + std::to_string(c.head_dim) + ", " + dtype_name(c.dtype));
-      // 3,000 tokens: 188 pages, the last one partial.
-      test::RandomCache rc = test::make_random_cache(3000, 8, c.head_dim, 16, c.dtype, 31, 2.0f);
-      const BlockShape shape{c.block, 32, 8, c.head_dim};
-      ModeConfig mode = mode_of(c.mode, c.mode == Mode::dense ? Attend::own : Attend::union_);
-      if (c.mode == Mode::losa) {
-        mode.active_rule = ActiveRule::top_k;
-        mode.k_active = c.k_active;
-      }
-      const int steps = c.mode == Mode::losa ? 3 : 1;
-      const size_t kv_elems = static_cast<size_t>(c.block) * 8 * c.head_dim;
-      const auto r = test::run_side_by_side(rc.cache, shape, mode, steps, [&](int t) {
-        return test::StepInputs{
-            test::rounded(test::random_vector(static_cast<size_t>(shape.num_rows()) * c.head_dim, 7 + 10 * t, 1.5f),
-                          c.dtype),
-            test::rounded(test::random_vector(kv_elems, 8 + 10 * t), c.dtype),
-            test::rounded(test::random_vector(kv_elems, 9 + 10 * t), c.dtype)};
-      });
-      EXPECT_LT(r.max_err_o, kTolOut);
-      EXPECT_LT(r.max_err_lse, kTolLse);
-      EXPECT_LT(r.max_row_err_o, kTolRow);
+                        {20, Mode::dense, 0, 128, DType::bf16}, {32, Mode::quest, 0, 128, DType::bf16},
+                        {16, Mode::losa, 4, 128, DType::bf16},  {32, Mode::losa, 8, 128, DType::bf16},
+                        {32, Mode::dense, 0, 64, DType::bf16},  {16, Mode::dense, 0, 64, DType::bf16},
+                        {16, Mode::dense, 0, 128, DType::f16},  {32, Mode::dense, 0, 64, DType::f16}};
+  for (const Case& c : cases) {
+    SCOPED_TRACE("B = " + std::to_string(c.block) + ", " + mode_name(c.mode) + ", head dim " +
+                 std::to_string(c.head_dim) + ", " + dtype_name(c.dtype));
+    // 3,000 tokens: 188 pages, the last one partial.
+    test::RandomCache rc = test::make_random_cache(3000, 8, c.head_dim, 16, c.dtype, 31, 2.0f);
+    const BlockShape shape{c.block, 32, 8, c.head_dim};
+    ModeConfig mode = mode_of(c.mode, c.mode == Mode::dense ? Attend::own : Attend::union_);
+    if (c.mode == Mode::losa) {
+      mode.active_rule = ActiveRule::top_k;
+      mode.k_active = c.k_active;
     }
+    const int steps = c.mode == Mode::losa ? 3 : 1;
+    const size_t kv_elems = static_cast<size_t>(c.block) * 8 * c.head_dim;
+    const auto r = test::run_side_by_side(rc.cache, shape, mode, steps, [&](int t) {
+      return test::StepInputs{
+          test::rounded(test::random_vector(static_cast<size_t>(shape.num_rows()) * c.head_dim, 7 + 10 * t, 1.5f),
+                        c.dtype),
+          test::rounded(test::random_vector(kv_elems, 8 + 10 * t), c.dtype),
+          test::rounded(test::random_vector(kv_elems, 9 + 10 * t), c.dtype)};
+    });
+    EXPECT_LT(r.max_err_o, kTolOut);
+    EXPECT_LT(r.max_err_lse, kTolLse);
+    EXPECT_LT(r.max_row_err_o, kTolRow);
   }
 }
 
+TEST(GpuAttentionMma, MmaSyncPathMatchesReference) {
+  LOSA_REQUIRE_GPU();
+  const std::optional<test::ScopedForce> forced = force_mma_or_note(cuda::AttentionMma::mma_sync, "run");
+  ASSERT_TRUE(forced.has_value());
+  check_attention_path_against_reference();
+}
+
+TEST(GpuAttentionMma, WgmmaPathMatchesReference) {
+  LOSA_REQUIRE_GPU();
+  if (!cuda::attention_wgmma_available()) GTEST_SKIP() << "wgmma needs an sm_90 device and sm_90a code";
+  const std::optional<test::ScopedForce> forced = force_mma_or_note(cuda::AttentionMma::wgmma, "run");
+  ASSERT_TRUE(forced.has_value());
+  ASSERT_TRUE(cuda::attention_uses_wgmma(16));
+  check_attention_path_against_reference();
+}
+
 // wgmma forced on a batch of sequences of lengths 0, 1, 37, 300 and 1029 (empty, partial pages,
-// several splits; 20 rows a CTA, so three of the warpgroup's warps multiply zero queries): equal
-// to the same sequences one at a time, bit for bit, and to the reference.
+// several splits; 20 rows a CTA: the warpgroup's first warp has 16, its second 4, the other two
+// none and multiply zero queries): equal to the same sequences one at a time, bit for bit, and
+// to the reference.
 TEST(GpuAttentionMma, WgmmaBatchEqualsSinglesAndReference) {
   LOSA_REQUIRE_GPU();
   if (!cuda::attention_wgmma_available()) GTEST_SKIP() << "wgmma needs an sm_90 device and sm_90a code";

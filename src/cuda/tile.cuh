@@ -110,6 +110,15 @@ __device__ __forceinline__ void warp_scores(float (&s)[8][4], const uint32_t (&a
   for (int kk = 0; kk < D / 16; ++kk) warp_scores_step<T, D>(s, a[kk], base, kk, lane);
 }
 
+/// The A fragment of P for k step kk (tokens 16 kk .. 16 kk + 15), mma.sync's and wgmma's alike.
+template <typename T>
+__device__ __forceinline__ void pack_probability_fragment(uint32_t (&a)[4], const float (&p)[8][4], int kk) {
+  a[0] = Elem<T>::pack(p[2 * kk][0], p[2 * kk][1]);
+  a[1] = Elem<T>::pack(p[2 * kk][2], p[2 * kk][3]);
+  a[2] = Elem<T>::pack(p[2 * kk + 1][0], p[2 * kk + 1][1]);
+  a[3] = Elem<T>::pack(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+}
+
 /// o += P V with P the warp's probabilities s (16 rows x 64 tokens) and V the tile.
 template <typename T, int D>
 __device__ __forceinline__ void warp_accumulate_values(float (&o)[D / 8][4], const float (&p)[8][4],
@@ -119,10 +128,7 @@ __device__ __forceinline__ void warp_accumulate_values(float (&o)[D / 8][4], con
 #pragma unroll
   for (int kk = 0; kk < 4; ++kk) {  // 16 tokens per k-step
     uint32_t a[4];
-    a[0] = Elem<T>::pack(p[2 * kk][0], p[2 * kk][1]);
-    a[1] = Elem<T>::pack(p[2 * kk][2], p[2 * kk][3]);
-    a[2] = Elem<T>::pack(p[2 * kk + 1][0], p[2 * kk + 1][1]);
-    a[3] = Elem<T>::pack(p[2 * kk + 1][2], p[2 * kk + 1][3]);
+    pack_probability_fragment<T>(a, p, kk);
     const int row = 16 * kk + (lane % 8) + ((lane / 8) % 2) * 8;
 #pragma unroll
     for (int j2 = 0; j2 < D / 16; ++j2) {
@@ -160,12 +166,7 @@ __device__ __forceinline__ void warpgroup_accumulate_values(float (&o)[D / 8][4]
   const uint32_t base = smem_addr(v_tile);
   uint32_t a[4][4];
 #pragma unroll
-  for (int kk = 0; kk < 4; ++kk) {
-    a[kk][0] = Elem<T>::pack(p[2 * kk][0], p[2 * kk][1]);
-    a[kk][1] = Elem<T>::pack(p[2 * kk][2], p[2 * kk][3]);
-    a[kk][2] = Elem<T>::pack(p[2 * kk + 1][0], p[2 * kk + 1][1]);
-    a[kk][3] = Elem<T>::pack(p[2 * kk + 1][2], p[2 * kk + 1][3]);
-  }
+  for (int kk = 0; kk < 4; ++kk) pack_probability_fragment<T>(a[kk], p, kk);
   wgmma_pin(o);
   wgmma_pin(a);
   wgmma_fence();

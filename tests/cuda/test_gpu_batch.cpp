@@ -511,19 +511,8 @@ TEST(GpuAttentionStages, EitherPipelineDepthMatchesReference) {
   }
 }
 
-/// The unmasked attention's tensor-core path forced for the scope; empty, with a note saying
-/// what was not done, where wgmma is not available (an sm_90 device and sm_90a code).
-std::optional<test::ScopedForce> force_mma_or_note(cuda::AttentionMma mma, const char* not_done) {
-  void (*set)(int) = [](int v) { cuda::force_attention_mma(static_cast<cuda::AttentionMma>(v)); };
-  try {
-    return std::optional<test::ScopedForce>(std::in_place, set, static_cast<int>(mma));
-  } catch (const ArgumentError& e) {
-    std::printf("[  NOTE    ] wgmma not %s: %s\n", not_done, e.what());
-    return std::nullopt;
-  }
-}
-
-const char* mma_name(cuda::AttentionMma mma) { return mma == cuda::AttentionMma::wgmma ? "wgmma" : "mma.sync"; }
+/// force_attention_mma for test::ScopedForce (0 restores the automatic choice).
+void set_attention_mma(int mma) { cuda::force_attention_mma(static_cast<cuda::AttentionMma>(mma)); }
 
 // The automatic choice: wgmma for CTAs of 64 rows and more where it exists, mma.sync for fewer
 // (a warpgroup would multiply 64 rows for 16) and wherever it does not.
@@ -535,9 +524,7 @@ TEST(GpuAttentionMma, AutomaticChoiceFollowsRowsAndDevice) {
   EXPECT_EQ(cuda::attention_uses_wgmma(256), available);
   EXPECT_FALSE(cuda::attention_uses_wgmma(16));
   {
-    const test::ScopedForce sync(
-        [](int v) { cuda::force_attention_mma(static_cast<cuda::AttentionMma>(v)); },
-        static_cast<int>(cuda::AttentionMma::mma_sync));
+    const test::ScopedForce sync(set_attention_mma, static_cast<int>(cuda::AttentionMma::mma_sync));
     EXPECT_FALSE(cuda::attention_uses_wgmma(256));
   }
   EXPECT_EQ(cuda::attention_uses_wgmma(256), available);  // the scope restored the choice
@@ -593,16 +580,14 @@ void check_attention_path_against_reference() {
 
 TEST(GpuAttentionMma, MmaSyncPathMatchesReference) {
   LOSA_REQUIRE_GPU();
-  const std::optional<test::ScopedForce> forced = force_mma_or_note(cuda::AttentionMma::mma_sync, "run");
-  ASSERT_TRUE(forced.has_value());
+  const test::ScopedForce forced(set_attention_mma, static_cast<int>(cuda::AttentionMma::mma_sync));
   check_attention_path_against_reference();
 }
 
 TEST(GpuAttentionMma, WgmmaPathMatchesReference) {
   LOSA_REQUIRE_GPU();
   if (!cuda::attention_wgmma_available()) GTEST_SKIP() << "wgmma needs an sm_90 device and sm_90a code";
-  const std::optional<test::ScopedForce> forced = force_mma_or_note(cuda::AttentionMma::wgmma, "run");
-  ASSERT_TRUE(forced.has_value());
+  const test::ScopedForce forced(set_attention_mma, static_cast<int>(cuda::AttentionMma::wgmma));
   ASSERT_TRUE(cuda::attention_uses_wgmma(16));
   check_attention_path_against_reference();
 }
@@ -614,8 +599,7 @@ TEST(GpuAttentionMma, WgmmaPathMatchesReference) {
 TEST(GpuAttentionMma, WgmmaBatchEqualsSinglesAndReference) {
   LOSA_REQUIRE_GPU();
   if (!cuda::attention_wgmma_available()) GTEST_SKIP() << "wgmma needs an sm_90 device and sm_90a code";
-  const std::optional<test::ScopedForce> forced = force_mma_or_note(cuda::AttentionMma::wgmma, "run");
-  ASSERT_TRUE(forced.has_value());
+  const test::ScopedForce forced(set_attention_mma, static_cast<int>(cuda::AttentionMma::wgmma));
   check_batch_against_singles_and_cpu(mode_of(Mode::dense));
   check_batch_against_singles_and_cpu(mode_of(Mode::quest, Attend::union_));
   check_batch_against_singles_and_cpu(mode_of(Mode::sparsed, Attend::union_));
